@@ -1,0 +1,1 @@
+//! Stage 2: text -> L2-normalised embedding vectors (tokenize, batch by length, encode, pool).

@@ -1,0 +1,1 @@
+//! Stage 4 inference: KV-cached sampling, stop rules, constrained decoding.

@@ -1,0 +1,29 @@
+//! Model files: how checkpoints, tokenizers and configs are read, and where models are found.
+//!
+//! - [`safetensors`]: HF checkpoints (single file or sharded) as f32 candle tensors.
+//! - [`gguf`]: llama.cpp GGUF files: metadata and every tensor dequantized to f32.
+//! - [`gguf_llama`]: the llama architecture's GGUF -> Hugging Face mapping (names, Q/K rows,
+//!   `config.json`), so a GGUF model loads exactly like its safetensors twin.
+//! - [`tokenizer`]: `tokenizer.json` or a GGUF-embedded vocabulary as one tokenizer type, with
+//!   truncation set from the model (never from what the file happens to carry).
+//! - [`resolve`]: where a model id lives (explicit dir, HF cache, Hub, wotd cache) and marker
+//!   verification.
+//! - [`model_files`]: what a resolved directory holds and one way to load it, whatever its format.
+//!
+//! Everything here reports damaged input as [`crate::WotdError::CorruptFile`] naming the file
+//! and the reason; nothing panics on bad bytes.
+
+mod mapped;
+
+pub mod gguf;
+pub mod gguf_llama;
+pub mod model_files;
+pub mod resolve;
+pub mod safetensors;
+pub mod tokenizer;
+
+pub use gguf::GgufFile;
+pub use model_files::{ModelFiles, Pooling, TokenizerSource, WeightFormat};
+pub use resolve::{resolve, verify, ModelSource, Resolved, ResolveOptions, VerifyReport};
+pub use safetensors::{load_checkpoint, load_safetensors, IntegerTensors};
+pub use tokenizer::{Encoded, TextTokenizer};

@@ -1,0 +1,9 @@
+//! N-API bindings. Only type conversion and scheduling live here: every function forwards
+//! to a plain Rust module and converts its result. Errors cross the boundary as JS errors
+//! whose message starts with `[CODE]` and whose `cause` chain mirrors the Rust source chain;
+//! `src/errors.ts` turns them into typed TS errors.
+
+mod errors;
+mod info;
+
+pub use errors::{guard, to_napi};

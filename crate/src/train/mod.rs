@@ -1,0 +1,1 @@
+//! Stage 4 training: DSL examples, masked-completion loss, AdamW, schedule, checkpoints.

@@ -1,0 +1,33 @@
+/**
+ * The `wotd` command line: a thin shell over the library API. Each command lives in
+ * `commands/` and only parses arguments, calls the API and prints.
+ */
+import { Command, CommanderError } from 'commander'
+import { readFileSync } from 'node:fs'
+import { reportError } from './output.js'
+import { registerModels } from './commands/models.js'
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+
+export function buildProgram(): Command {
+  const program = new Command('wotd')
+    .description('Learn which words a person likes and write new ones to match.')
+    .version(pkg.version)
+    .option('--verbose', 'print the full cause of errors')
+    .showHelpAfterError()
+  registerModels(program)
+  return program
+}
+
+/** Runs the CLI and resolves to the process exit code. */
+export async function main(argv = process.argv): Promise<number> {
+  const program = buildProgram().exitOverride()
+  try {
+    await program.parseAsync(argv)
+    return 0
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2
+    const verbose = argv.includes('--verbose')
+    return reportError(err, { verbose, json: argv.includes('--json') })
+  }
+}

@@ -1,0 +1,5 @@
+export { pullModel, pullProfile, type PullOptions, type PullProgress, type PullResult, type ProfilePullResult } from './pull.js'
+export { listModels, type ModelStatus } from './list.js'
+export { findModel, type ModelLocation } from './locate.js'
+export { PROFILES, isProfileName, type Profile, type ProfileName } from './profiles.js'
+export { modelsDir, hfCacheDir } from './paths.js'
