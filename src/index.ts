@@ -12,3 +12,6 @@ import { native } from './native.js'
 export function nativeVersion(): string {
   return native().nativeVersion()
 }
+export * from './types.js'
+export * from './corpus/index.js'
+export * from './store/index.js'

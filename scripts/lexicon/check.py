@@ -14,7 +14,7 @@ words = set()
 for f in ["american-english-large", "british-english-large", "american-english", "british-english"]:
     p = pathlib.Path("/usr/share/dict") / f
     if p.exists():
-        words |= {w.strip().lower() for w in p.read_text(encoding="utf-8", errors="ignore").splitlines()}
+        words |= {w.strip() for w in p.read_text(encoding="utf-8", errors="ignore").splitlines()}
 if not words:
     sys.exit("install Debian's wamerican-large and wbritish-large first")
 styles = sys.argv[1:] or [s for s in STYLES if (ROOT / f"{s}.jsonl").exists()]

@@ -6,6 +6,7 @@ import { Command, CommanderError } from 'commander'
 import { readFileSync } from 'node:fs'
 import { reportError } from './output.js'
 import { registerModels } from './commands/models.js'
+import { registerCorpus } from './commands/corpus.js'
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
 
@@ -15,13 +16,16 @@ export function buildProgram(): Command {
     .version(pkg.version)
     .option('--verbose', 'print the full cause of errors')
     .showHelpAfterError()
+    // Set before the subcommands are added: they copy it, so usage errors anywhere exit 2.
+    .exitOverride()
   registerModels(program)
+  registerCorpus(program)
   return program
 }
 
 /** Runs the CLI and resolves to the process exit code. */
 export async function main(argv = process.argv): Promise<number> {
-  const program = buildProgram().exitOverride()
+  const program = buildProgram()
   try {
     await program.parseAsync(argv)
     return 0

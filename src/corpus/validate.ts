@@ -52,6 +52,7 @@ export function redact(text: string, secrets: readonly (string | undefined)[] = 
     if (s && s.length >= 4) out = out.split(s).join(REDACTED)
   }
   return out
+    .replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@]+@/gi, '$1')
     .replace(/(authorization["']?\s*[:=]\s*["']?)(bearer\s+)?[^\s"',}]+/gi, `$1${REDACTED}`)
     .replace(/\bbearer\s+[A-Za-z0-9._~+/=-]{8,}/gi, `Bearer ${REDACTED}`)
     .replace(/\bsk-[A-Za-z0-9_-]{8,}/g, REDACTED)
