@@ -121,5 +121,5 @@ test('FileStore: ids that are not safe file names are refused; default folder an
   t.is(opened.location, dir)
   t.is((await openStore(join(dir, 'sub'))).location, join(dir, 'sub'))
   t.false(existsSync(join(dir, 'sub')), 'opening creates nothing')
-  await t.throwsAsync(openStore('mongodb://127.0.0.1:27017/wotd'), { instanceOf: ConfigError })
+  await t.throwsAsync(openStore('postgres://127.0.0.1:5432/wotd'), { instanceOf: ConfigError }) // mongodb:// opens a MongoStore (store-mongo.test.ts)
 })

@@ -6,8 +6,8 @@ import type { PullOptions } from './pull.js'
 export async function downloadFromHub(id: string, opts: PullOptions): Promise<void> {
   if (opts.signal?.aborted) throw new CancelledError('pull cancelled')
   await awaitNative(
-    native().downloadFromHub(id, null, (done: number, total: number) =>
-      opts.onProgress?.({ model: id, phase: 'hub', done, total }),
+    native().downloadFromHub(id, null, (p) =>
+      opts.onProgress?.({ model: id, phase: 'hub', done: p.bytesDone, total: p.bytesTotal }),
     ),
   )
 }

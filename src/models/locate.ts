@@ -28,7 +28,7 @@ async function listFiles(dir: string): Promise<{ path: string; size: number }[]>
 export async function findModel(id: string): Promise<ModelLocation | undefined> {
   let r: { dir: string; source: string }
   try {
-    r = native().resolveModel(id, { offline: true })
+    r = await native().resolveModel(id, { offline: true })
   } catch (err) {
     const e = fromNative(err)
     if (e instanceof ModelNotFoundError) return undefined

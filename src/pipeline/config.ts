@@ -1,0 +1,122 @@
+/**
+ * `TrainingConfig`: everything a pipeline run depends on, validated with zod. The defaults
+ * reproduce the seed: 12 corpora x 100 words, 4 x 32 RVQ, LoRA rank 16 / alpha 32, the
+ * compact profile, and the lexicon provider when no OpenAI key is set.
+ */
+import { createHash } from 'node:crypto'
+import { z } from 'zod'
+import { ConfigError } from '../errors.js'
+
+const cellSelection = z.union([z.literal('default'), z.literal('all'), z.array(z.string()).min(1)])
+
+export const TrainingConfigSchema = z
+  .object({
+    profile: z.enum(['compact', 'full']).default('compact'),
+    /** Override the profile's models with explicit ids or local directories. */
+    embedderModel: z.string().min(1).optional(),
+    decoderModel: z.string().min(1).optional(),
+    seed: z.number().int().min(0).max(2 ** 31 - 1).default(42),
+    corpus: z
+      .object({
+        provider: z.enum(['auto', 'lexicon', 'openai']).default('auto'),
+        cells: cellSelection.default('default'),
+        wordsPerCorpus: z.number().int().min(1).max(1000).default(100),
+        model: z.string().min(1).optional(),
+        baseURL: z.string().url().optional(),
+        batch: z.boolean().default(false),
+      })
+      .strict()
+      .default({ provider: 'auto', cells: 'default', wordsPerCorpus: 100, batch: false }),
+    embed: z
+      .object({
+        batchSize: z.number().int().min(1).max(1024).default(64),
+      })
+      .strict()
+      .default({ batchSize: 64 }),
+    rvq: z
+      .object({
+        levels: z.literal(4).default(4),
+        codes: z.literal(32).default(32),
+        mode: z.enum(['aligned', 'unsupervised']).default('aligned'),
+        iterations: z.number().int().min(1).max(1000).default(100),
+      })
+      .strict()
+      .default({ levels: 4, codes: 32, mode: 'aligned', iterations: 100 }),
+    lora: z
+      .object({
+        rank: z.number().int().min(1).max(256).default(16),
+        alpha: z.number().positive().default(32),
+        dropout: z.number().min(0).max(0.9).default(0.05),
+        targetModules: z.array(z.string().min(1)).min(1).optional(),
+      })
+      .strict()
+      .default({ rank: 16, alpha: 32, dropout: 0.05 }),
+    dsl: z
+      .object({
+        /** Optimizer steps (the loop may stop earlier on the validation loss). */
+        steps: z.number().int().min(1).max(100_000).default(240),
+        batchSize: z.number().int().min(1).max(256).default(8),
+        gradAccum: z.number().int().min(1).max(64).default(1),
+        learningRate: z.number().positive().max(1).default(2e-4),
+        warmupSteps: z.number().int().min(0).default(12),
+        weightDecay: z.number().min(0).max(1).default(0.0),
+        maxGradNorm: z.number().positive().default(1.0),
+        evalEvery: z.number().int().min(1).default(40),
+        patience: z.number().int().min(1).default(3),
+        checkpointEvery: z.number().int().min(1).default(40),
+        /** Training examples rendered from the corpus (patterns of every specificity). */
+        examples: z.number().int().min(4).max(100_000).default(960),
+        /** Words per completion. */
+        wordsPerExample: z.number().int().min(1).max(64).default(8),
+        validationFraction: z.number().min(0).max(0.5).default(0.1),
+      })
+      .strict()
+      .default({
+        steps: 240,
+        batchSize: 8,
+        gradAccum: 1,
+        learningRate: 2e-4,
+        warmupSteps: 12,
+        weightDecay: 0,
+        maxGradNorm: 1,
+        evalEvery: 40,
+        patience: 3,
+        checkpointEvery: 40,
+        examples: 960,
+        wordsPerExample: 8,
+        validationFraction: 0.1,
+      }),
+  })
+  .strict()
+
+export type TrainingConfig = z.infer<typeof TrainingConfigSchema>
+export type TrainingConfigInput = z.input<typeof TrainingConfigSchema>
+
+/** Validates a config (defaults filled in); `ConfigError` names the first bad field. */
+export function trainingConfig(input: TrainingConfigInput = {}): TrainingConfig {
+  const r = TrainingConfigSchema.safeParse(input)
+  if (!r.success) {
+    const issue = r.error.issues[0]
+    const field = issue.path.length ? issue.path.join('.') : '(root)'
+    throw new ConfigError(`invalid training config: ${field}: ${issue.message}`, { cause: r.error })
+  }
+  return r.data
+}
+
+/** Stable JSON (sorted keys), so equal configs hash equally whatever their key order. */
+export function stableJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(stableJson).join(',')}]`
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableJson(v)}`).join(',')}}`
+  }
+  return JSON.stringify(value)
+}
+
+export function hashOf(...parts: unknown[]): string {
+  const h = createHash('sha256')
+  for (const p of parts) h.update(stableJson(p)).update('\u0000')
+  return h.digest('hex').slice(0, 16)
+}
