@@ -3,15 +3,20 @@
  *
  * Stage 1 corpus -> Stage 2 embeddings -> Stage 3 semantic IDs -> Stage 4 DSL model.
  */
-export * from './errors.js'
-export * from './models/index.js'
-
 import { native } from './native.js'
+
+export * from './errors.js'
+export * from './types.js'
+export * from './models/index.js'
+export * from './corpus/index.js'
+export * from './store/index.js'
+export * from './cache/index.js'
+export * from './embed/index.js'
+export * from './semantic/index.js'
+export * from './pipeline/index.js'
+export { DSLTrainer, WordGenerator } from './dsl/index.js'
 
 /** Version of the loaded native core; loading it proves the addon for this platform works. */
 export function nativeVersion(): string {
   return native().nativeVersion()
 }
-export * from './types.js'
-export * from './corpus/index.js'
-export * from './store/index.js'

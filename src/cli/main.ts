@@ -7,6 +7,9 @@ import { readFileSync } from 'node:fs'
 import { reportError } from './output.js'
 import { registerModels } from './commands/models.js'
 import { registerCorpus } from './commands/corpus.js'
+import { registerInference } from './commands/inference.js'
+import { registerRuns } from './commands/runs.js'
+import { registerTrain } from './commands/train.js'
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
 
@@ -18,8 +21,11 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     // Set before the subcommands are added: they copy it, so usage errors anywhere exit 2.
     .exitOverride()
-  registerModels(program)
+  registerTrain(program)
   registerCorpus(program)
+  registerInference(program)
+  registerRuns(program)
+  registerModels(program)
   return program
 }
 

@@ -6,9 +6,10 @@
 //!   `config.json`), so a GGUF model loads exactly like its safetensors twin.
 //! - [`tokenizer`]: `tokenizer.json` or a GGUF-embedded vocabulary as one tokenizer type, with
 //!   truncation set from the model (never from what the file happens to carry).
-//! - [`resolve`]: where a model id lives (explicit dir, HF cache, Hub, wotd cache) and marker
-//!   verification.
-//! - [`model_files`]: what a resolved directory holds and one way to load it, whatever its format.
+//! - [`resolve`]: where a model id lives (explicit dir, HF cache, Hub, wotd cache);
+//!   [`hub`] downloads, [`marker`] checks wotd-pulled directories against their sha256 marker.
+//! - [`model_files`]: what a resolved directory holds and one way to load it, whatever its format;
+//!   [`inspect`] resolves, opens and fully loads one (what `inspectModel` reports).
 //!
 //! Everything here reports damaged input as [`crate::WotdError::CorruptFile`] naming the file
 //! and the reason; nothing panics on bad bytes.
@@ -17,13 +18,19 @@ mod mapped;
 
 pub mod gguf;
 pub mod gguf_llama;
+pub mod hub;
+pub mod inspect;
+pub mod marker;
 pub mod model_files;
 pub mod resolve;
 pub mod safetensors;
 pub mod tokenizer;
 
 pub use gguf::GgufFile;
-pub use model_files::{ModelFiles, Pooling, TokenizerSource, WeightFormat};
-pub use resolve::{resolve, verify, ModelSource, Resolved, ResolveOptions, VerifyReport};
-pub use safetensors::{load_checkpoint, load_safetensors, IntegerTensors};
-pub use tokenizer::{Encoded, TextTokenizer};
+pub use model_files::{locate_weights, FileEntry, ModelFiles, Pooling, TokenizerSource, WeightFormat};
+pub use resolve::{
+    download_from_hub, resolve, resolve_with_progress, verify, DownloadProgress, ModelSource, Resolved, ResolveOptions,
+    VerifyReport,
+};
+pub use safetensors::{checkpoint_in_dir, load_checkpoint, load_safetensors, Checkpoint, IntegerTensors};
+pub use tokenizer::{Encoded, SpecialTokens, TextTokenizer};

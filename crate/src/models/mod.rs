@@ -1,2 +1,11 @@
 //! Model architectures written over `nn`: encoders (bert, xlm_roberta) for embeddings and
 //! decoders (llama, phi3) for the DSL model.
+
+pub mod bert;
+pub mod xlm_roberta;
+
+pub mod causal_lm;
+pub mod llama;
+pub mod phi3;
+
+pub use causal_lm::{masked_lm_loss, Architecture, CausalLm, DecoderConfig, LossParts};

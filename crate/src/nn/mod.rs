@@ -4,3 +4,22 @@
 //! Everything on a training path is composed of candle ops that record a backward
 //! (`candle_nn::ops::softmax`, not `softmax_last_dim`; norms written out, not the fused
 //! kernels), because candle's fused ops silently cut gradients.
+
+pub mod bidirectional_attention;
+pub mod embedding;
+pub mod layer_norm;
+pub mod linear;
+
+pub use bidirectional_attention::{additive_padding_mask, BidirectionalSelfAttention};
+pub use embedding::Embedding;
+pub use layer_norm::LayerNorm;
+pub use linear::Linear;
+
+pub mod causal_attention;
+pub mod frozen_linear;
+pub mod kv_cache;
+pub mod lora;
+pub mod mlp;
+pub mod rms_norm;
+pub mod rotary;
+pub mod gelu;

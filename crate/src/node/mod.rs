@@ -3,7 +3,12 @@
 //! whose message starts with `[CODE]` and whose `cause` chain mirrors the Rust source chain;
 //! `src/errors.ts` turns them into typed TS errors.
 
+mod dsl;
+mod embed;
 mod errors;
 mod info;
+mod models;
+mod rvq;
+mod train;
 
 pub use errors::{guard, to_napi};

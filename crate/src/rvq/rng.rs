@@ -47,7 +47,7 @@ impl Rng {
 
     /// Uniform in 0..n (n > 0); the multiply-shift bias is below 2^-32 for our sizes.
     pub fn below(&mut self, n: usize) -> usize {
-        ((self.next_u64() >> 32) * n as u64 >> 32) as usize
+        (((self.next_u64() >> 32) * n as u64) >> 32) as usize
     }
 }
 

@@ -1,0 +1,721 @@
+//! Decoder-only language models (Llama, Phi-3) with LoRA, as one type: [`CausalLm`].
+//!
+//! # API (what training and generation build on)
+//!
+//! ```text
+//! // loading (f32 weights; GGUF dequantized by io)
+//! CausalLm::load(&ModelFiles, Option<LoraConfig>) -> Result<CausalLm>
+//! CausalLm::load_path(&Path, Option<LoraConfig>) -> Result<CausalLm>     // dir or weight file
+//! CausalLm::load_resolved(&io::Resolved, Option<LoraConfig>) -> Result<CausalLm>
+//! CausalLm::from_parts(&serde_json::Value /*config.json*/, HashMap<String, Tensor>,
+//!                      Option<TextTokenizer>, Option<LoraConfig>) -> Result<CausalLm>
+//! .config() -> &DecoderConfig      .tokenizer() -> Option<&TextTokenizer>      .device()
+//!
+//! // forward: input_ids [b, t] (u32 or i64), attention_mask [b, t] (non-zero = real token,
+//! // only for the t tokens passed; the cache remembers earlier ones), logits [b, t, vocab]
+//! .forward(&ids, Option<&mask>, Option<&mut KvCache>) -> Result<Tensor>
+//!     // without a cache the graph through the LoRA vars is recorded (training);
+//!     // with a cache nothing is recorded (generation)
+//! .forward_no_grad(&ids, Option<&mask>, Option<&mut KvCache>) -> Result<Tensor>
+//! .forward_train(&ids, &mask, &Mutex<SeededRng>) -> Result<Tensor>  // graph + LoRA dropout from the given stream
+//! .forward_eval(&ids, &mask) -> Result<Tensor>                      // no graph, no dropout
+//! .final_hidden(&ids, Option<&mask>, Option<&mut KvCache>) -> Result<Tensor>  // [b, t, hidden]
+//! .final_hidden_no_grad(&ids, Option<&mask>, Option<&mut KvCache>) -> Result<Tensor>
+//! .lm_head(&hidden) -> Result<Tensor>                                         // -> logits
+//! .completion_loss(&ids, Option<&mask>, &labels) -> Result<LossParts>         // sum + count
+//! masked_lm_loss(&logits, &labels) -> Result<Tensor>                         // mean, -100 ignored
+//! .new_cache() -> KvCache
+//! .set_training(bool)   // LoRA dropout from the model's own stream in `forward`/`final_hidden`
+//!
+//! // LoRA
+//! .add_adapter(LoraConfig) -> Result<()>           // fresh PEFT init (A kaiming-uniform, B 0)
+//! .adapter_config() -> Option<&LoraConfig>
+//! .lora_vars() -> Vec<(String /*PEFT file key*/, Var)>   // in model order, A then B
+//! .save_adapter(&Path) -> Result<()>               // adapter_model.safetensors + adapter_config.json
+//! .load_adapter(&Path) -> Result<()>               // replaces any adapter
+//! .merge_adapter() -> Result<usize>                // W += scale B A, adapters dropped
+//! .remove_adapter() -> Option<LoraConfig>
+//! .dropout_rng_state() / .set_dropout_rng_state([u64; 4])   // for exact resume
+//! .base_tensors() -> Vec<(String /*HF name*/, Tensor)>       // every frozen tensor
+//! ```
+//!
+//! Position ids count real tokens only (`cumsum(mask) - 1`, transformers' generation rule), so
+//! left-padded batches decode like unpadded prompts and right-padded training batches match
+//! transformers' default `arange` positions on every real token.
+
+use super::{llama, phi3};
+use crate::error::{Context, Result, WotdError};
+use crate::io::{ModelFiles, Resolved, TextTokenizer, TokenizerSource};
+use crate::nn::causal_attention::{plan_step, AttentionContext, CausalSelfAttention};
+use crate::nn::frozen_linear::FrozenLinear;
+use crate::nn::kv_cache::{KvCache, LayerKv};
+use crate::nn::lora::{self, LoraAdapter, LoraConfig, LoraLinear, LoraMode, SeededRng};
+use crate::nn::mlp::SwiGlu;
+use crate::nn::rms_norm::RmsNorm;
+use crate::nn::rotary::{RotaryConfig, RotaryEmbedding};
+use crate::nn::Embedding;
+use candle_core::{DType, Device, Tensor, Var, D};
+use serde_json::Value;
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::Mutex;
+
+/// Which decoder family a config describes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Architecture {
+    Llama,
+    Phi3,
+}
+
+impl Architecture {
+    /// From `model_type` (or, failing that, `architectures[0]`).
+    pub fn from_hf(config: &Value) -> Result<Self> {
+        let model_type = config.get("model_type").and_then(Value::as_str);
+        let arch = config.get("architectures").and_then(|a| a.get(0)).and_then(Value::as_str);
+        match (model_type, arch) {
+            (Some("llama"), _) | (None, Some("LlamaForCausalLM")) => Ok(Architecture::Llama),
+            (Some("phi3"), _) | (None, Some("Phi3ForCausalLM")) => Ok(Architecture::Phi3),
+            _ => Err(WotdError::Unsupported(format!(
+                "decoder model_type {model_type:?} / architecture {arch:?} (supported: llama, phi3)"
+            ))),
+        }
+    }
+
+    /// PEFT target names of every attention and MLP projection: the default LoRA targets.
+    pub fn default_lora_targets(self) -> &'static [&'static str] {
+        match self {
+            Architecture::Llama => llama::DEFAULT_LORA_TARGETS,
+            Architecture::Phi3 => phi3::DEFAULT_LORA_TARGETS,
+        }
+    }
+}
+
+/// The hyper-parameters the decoders need, read from an HF `config.json`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DecoderConfig {
+    pub architecture: Architecture,
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub num_key_value_heads: usize,
+    pub head_dim: usize,
+    pub rms_norm_eps: f64,
+    pub rotary: RotaryConfig,
+    pub max_position_embeddings: usize,
+    pub tie_word_embeddings: bool,
+    pub attention_bias: bool,
+    pub sliding_window: Option<usize>,
+    pub bos_token_id: Option<u32>,
+    /// One or several (configs may list more than one end token).
+    pub eos_token_ids: Vec<u32>,
+    pub pad_token_id: Option<u32>,
+}
+
+impl DecoderConfig {
+    /// Parses any supported decoder config.
+    pub fn from_hf(config: &Value) -> Result<Self> {
+        match Architecture::from_hf(config)? {
+            Architecture::Llama => llama::config(config),
+            Architecture::Phi3 => phi3::config(config),
+        }
+    }
+
+    /// Fields every supported decoder shares.
+    pub(crate) fn common_from_hf(hf: &Value, architecture: Architecture) -> Result<Self> {
+        let need = |k: &str| -> Result<usize> {
+            hf.get(k)
+                .and_then(Value::as_u64)
+                .map(|v| v as usize)
+                .ok_or_else(|| WotdError::InvalidInput(format!("decoder config has no integer {k:?}")))
+        };
+        let act = hf.get("hidden_act").or_else(|| hf.get("hidden_activation")).and_then(Value::as_str).unwrap_or("silu");
+        if act != "silu" && act != "swish" {
+            return Err(WotdError::Unsupported(format!("decoder activation {act:?} (only silu)")));
+        }
+        let hidden_size = need("hidden_size")?;
+        let num_attention_heads = need("num_attention_heads")?;
+        let num_key_value_heads = hf.get("num_key_value_heads").and_then(Value::as_u64).map_or(num_attention_heads, |v| v as usize);
+        let head_dim = hf.get("head_dim").and_then(Value::as_u64).map_or(hidden_size / num_attention_heads.max(1), |v| v as usize);
+        let id = |k: &str| hf.get(k).and_then(Value::as_u64).map(|v| v as u32);
+        let eos_token_ids = match hf.get("eos_token_id") {
+            Some(Value::Array(a)) => a.iter().filter_map(Value::as_u64).map(|v| v as u32).collect(),
+            Some(v) => v.as_u64().map(|v| vec![v as u32]).unwrap_or_default(),
+            None => Vec::new(),
+        };
+        Ok(DecoderConfig {
+            architecture,
+            vocab_size: need("vocab_size")?,
+            hidden_size,
+            intermediate_size: need("intermediate_size")?,
+            num_hidden_layers: need("num_hidden_layers")?,
+            num_attention_heads,
+            num_key_value_heads,
+            head_dim,
+            rms_norm_eps: hf.get("rms_norm_eps").and_then(Value::as_f64).unwrap_or(1e-6),
+            rotary: RotaryConfig::from_hf_config(hf, head_dim)?,
+            max_position_embeddings: need("max_position_embeddings").unwrap_or(4096),
+            tie_word_embeddings: false,
+            attention_bias: false,
+            sliding_window: None,
+            bos_token_id: id("bos_token_id"),
+            eos_token_ids,
+            pad_token_id: id("pad_token_id"),
+        })
+    }
+}
+
+/// Checkpoint tensors by name, taken out one by one so leftovers (a name nobody used, i.e. a
+/// mapping mistake or an unsupported variant) are reported rather than ignored.
+pub struct WeightMap {
+    map: HashMap<String, Tensor>,
+}
+
+impl WeightMap {
+    pub fn new(map: HashMap<String, Tensor>) -> Self {
+        WeightMap { map }
+    }
+
+    pub fn take(&mut self, name: &str) -> Result<Tensor> {
+        let t = self
+            .map
+            .remove(name)
+            .ok_or_else(|| WotdError::InvalidInput(format!("checkpoint has no tensor {name:?}")))?;
+        if t.dtype() == DType::F32 {
+            Ok(t)
+        } else {
+            Ok(t.to_dtype(DType::F32)?)
+        }
+    }
+
+    /// A frozen projection at module `path` (`{path}.weight`, `{path}.bias` when `bias`).
+    pub fn linear(&mut self, path: &str, bias: bool) -> Result<LoraLinear> {
+        let w = self.take(&format!("{path}.weight"))?;
+        let b = if bias { Some(self.take(&format!("{path}.bias"))?) } else { None };
+        Ok(LoraLinear::new(path, FrozenLinear::new(w, b)?))
+    }
+
+    /// Errors on anything not consumed, except buffers that carry no weights.
+    pub fn finish(self) -> Result<()> {
+        let mut left: Vec<&String> = self.map.keys().filter(|k| !k.ends_with("rotary_emb.inv_freq")).collect();
+        left.sort();
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(WotdError::Unsupported(format!("checkpoint tensors this decoder does not use: {left:?}")))
+        }
+    }
+}
+
+/// One pre-norm transformer block.
+#[derive(Clone, Debug)]
+pub struct DecoderLayer {
+    pub input_layernorm: RmsNorm,
+    pub self_attn: CausalSelfAttention,
+    pub post_attention_layernorm: RmsNorm,
+    pub mlp: SwiGlu,
+}
+
+impl DecoderLayer {
+    pub fn forward(&self, x: &Tensor, ctx: &AttentionContext<'_>, cache: Option<&mut LayerKv>) -> Result<Tensor> {
+        let h = (x + self.self_attn.forward(&self.input_layernorm.forward(x)?, ctx, cache)?)?;
+        Ok((&h + self.mlp.forward(&self.post_attention_layernorm.forward(&h)?, ctx.lora)?)?)
+    }
+
+    fn projections(&self) -> Vec<&LoraLinear> {
+        let mut v = self.self_attn.projections();
+        v.extend(self.mlp.projections());
+        v
+    }
+
+    fn projections_mut(&mut self) -> Vec<&mut LoraLinear> {
+        let mut v = self.self_attn.projections_mut();
+        v.extend(self.mlp.projections_mut());
+        v
+    }
+}
+
+/// A masked loss as a sum over target tokens and their count, so gradient accumulation can
+/// divide by the count of the whole accumulated batch.
+#[derive(Clone, Debug)]
+pub struct LossParts {
+    /// Scalar: sum of `-log p(target)` over counted tokens.
+    pub sum: Tensor,
+    pub count: usize,
+}
+
+impl LossParts {
+    pub fn mean(&self) -> Result<Tensor> {
+        Ok((&self.sum / self.count.max(1) as f64)?)
+    }
+}
+
+/// A decoder-only LM: embeddings, blocks, final norm, LM head, optional LoRA adapter.
+pub struct CausalLm {
+    config: DecoderConfig,
+    embed: Embedding,
+    layers: Vec<DecoderLayer>,
+    norm: RmsNorm,
+    lm_head: FrozenLinear,
+    rope: RotaryEmbedding,
+    tokenizer: Option<TextTokenizer>,
+    adapter: Option<LoraConfig>,
+    dropout_rng: Mutex<SeededRng>,
+    training: bool,
+    base_model: String,
+    device: Device,
+}
+
+impl std::fmt::Debug for CausalLm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CausalLm")
+            .field("architecture", &self.config.architecture)
+            .field("layers", &self.layers.len())
+            .field("hidden", &self.config.hidden_size)
+            .field("adapter", &self.adapter)
+            .finish()
+    }
+}
+
+impl CausalLm {
+    /// Loads weights, config and tokenizer of a resolved model directory.
+    pub fn load(files: &ModelFiles, lora: Option<LoraConfig>) -> Result<Self> {
+        let what = || format!("loading decoder from {}", files.dir.display());
+        let weights = files.load_weights().context(what)?;
+        let tokenizer = match files.tokenizer {
+            TokenizerSource::None => None,
+            _ => Some(files.load_tokenizer().context(what)?),
+        };
+        let mut m = Self::from_parts(&files.config, weights, tokenizer, lora).context(what)?;
+        m.base_model = files.dir.display().to_string();
+        Ok(m)
+    }
+
+    /// A model directory or a weight file (`.safetensors`, `.gguf`).
+    pub fn load_path(path: &Path, lora: Option<LoraConfig>) -> Result<Self> {
+        Self::load(&ModelFiles::open(path)?, lora)
+    }
+
+    /// A model found by `io::resolve`; its id is what saved adapters name as their base.
+    pub fn load_resolved(resolved: &Resolved, lora: Option<LoraConfig>) -> Result<Self> {
+        let mut m = Self::load_path(resolved.file.as_deref().unwrap_or(&resolved.dir), lora)?;
+        m.base_model = resolved.id.clone();
+        Ok(m)
+    }
+
+    /// From an HF config and f32 tensors under HF names.
+    pub fn from_parts(
+        config: &Value,
+        weights: HashMap<String, Tensor>,
+        tokenizer: Option<TextTokenizer>,
+        lora: Option<LoraConfig>,
+    ) -> Result<Self> {
+        let cfg = DecoderConfig::from_hf(config)?;
+        let mut w = WeightMap::new(weights);
+        let embed_w = w.take("model.embed_tokens.weight")?;
+        let device = embed_w.device().clone();
+        let (_, width) = embed_w.dims2()?;
+        if width != cfg.hidden_size {
+            return Err(WotdError::InvalidInput(format!("embedding {:?} does not fit hidden size {}", embed_w.dims(), cfg.hidden_size)));
+        }
+        let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
+        for i in 0..cfg.num_hidden_layers {
+            layers.push(match cfg.architecture {
+                Architecture::Llama => llama::layer(i, &cfg, &mut w)?,
+                Architecture::Phi3 => phi3::layer(i, &cfg, &mut w)?,
+            });
+        }
+        let norm = RmsNorm::new(w.take("model.norm.weight")?, cfg.rms_norm_eps)?;
+        let lm_head = if cfg.tie_word_embeddings {
+            // A tied checkpoint may still store a copy; the tie is what transformers uses.
+            let _ = w.take("lm_head.weight");
+            FrozenLinear::new(embed_w.clone(), None)?
+        } else {
+            FrozenLinear::new(w.take("lm_head.weight")?, None)?
+        };
+        w.finish()?;
+        let rope = RotaryEmbedding::new(&cfg.rotary)?;
+        let mut model = CausalLm {
+            embed: Embedding::new(embed_w)?,
+            layers,
+            norm,
+            lm_head,
+            rope,
+            tokenizer,
+            adapter: None,
+            dropout_rng: Mutex::new(SeededRng::new(0)),
+            training: false,
+            base_model: String::new(),
+            device,
+            config: cfg,
+        };
+        if let Some(l) = lora {
+            model.add_adapter(l)?;
+        }
+        Ok(model)
+    }
+
+    pub fn config(&self) -> &DecoderConfig {
+        &self.config
+    }
+
+    pub fn tokenizer(&self) -> Option<&TextTokenizer> {
+        self.tokenizer.as_ref()
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The base model name written into saved adapter configs.
+    pub fn base_model_name(&self) -> &str {
+        &self.base_model
+    }
+
+    pub fn set_base_model_name(&mut self, name: impl Into<String>) {
+        self.base_model = name.into();
+    }
+
+    /// Turns LoRA dropout on or off for graph-recording forwards.
+    pub fn set_training(&mut self, training: bool) {
+        self.training = training;
+    }
+
+    pub fn is_training(&self) -> bool {
+        self.training
+    }
+
+    /// An empty cache for this model.
+    pub fn new_cache(&self) -> KvCache {
+        KvCache::new(self.layers.len())
+    }
+
+    /// Logits `[b, t, vocab]` for every position. Records the backward graph through the LoRA
+    /// vars when no cache is given; a cached call is inference and records nothing.
+    pub fn forward(&self, input_ids: &Tensor, attention_mask: Option<&Tensor>, cache: Option<&mut KvCache>) -> Result<Tensor> {
+        let track = cache.is_none();
+        let h = self.run(input_ids, attention_mask, cache, track)?;
+        self.lm_head(&h)
+    }
+
+    /// [`CausalLm::forward`] that never records a graph (evaluation, uncached generation).
+    pub fn forward_no_grad(&self, input_ids: &Tensor, attention_mask: Option<&Tensor>, cache: Option<&mut KvCache>) -> Result<Tensor> {
+        let h = self.run(input_ids, attention_mask, cache, false)?;
+        self.lm_head(&h)
+    }
+
+    /// Final-norm hidden states `[b, t, hidden]` (the LM head's input); graph rule as `forward`.
+    pub fn final_hidden(&self, input_ids: &Tensor, attention_mask: Option<&Tensor>, cache: Option<&mut KvCache>) -> Result<Tensor> {
+        let track = cache.is_none();
+        self.run(input_ids, attention_mask, cache, track)
+    }
+
+    /// [`CausalLm::final_hidden`] that never records a graph.
+    pub fn final_hidden_no_grad(&self, input_ids: &Tensor, attention_mask: Option<&Tensor>, cache: Option<&mut KvCache>) -> Result<Tensor> {
+        self.run(input_ids, attention_mask, cache, false)
+    }
+
+    /// Training forward: logits `[b, t, vocab]` with the graph through the LoRA vars recorded
+    /// and LoRA dropout drawn from `dropout` (not the model's own stream), so a training loop
+    /// that checkpoints its stream replays the same masks after a resume.
+    pub fn forward_train(&self, input_ids: &Tensor, attention_mask: &Tensor, dropout: &Mutex<SeededRng>) -> Result<Tensor> {
+        let h = self.run_inner(input_ids, Some(attention_mask), None, LoraMode { track_grad: true, dropout: Some(dropout) }, None)?;
+        self.lm_head(&h)
+    }
+
+    /// Evaluation forward: no dropout, no graph.
+    pub fn forward_eval(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Result<Tensor> {
+        self.forward_no_grad(input_ids, Some(attention_mask), None)
+    }
+
+    /// Projects hidden states (any leading shape) to vocabulary logits.
+    pub fn lm_head(&self, hidden: &Tensor) -> Result<Tensor> {
+        self.lm_head.forward(hidden)
+    }
+
+    /// Masked next-token loss without materialising logits for unlabelled positions: only the
+    /// hidden states that predict a label (`labels[:, 1:] != -100`) go through the LM head.
+    /// `labels` is `[b, t]` (i64/u32/f32 holding token ids, -100 = ignore), aligned with `input_ids`.
+    pub fn completion_loss(&self, input_ids: &Tensor, attention_mask: Option<&Tensor>, labels: &Tensor) -> Result<LossParts> {
+        let hidden = self.final_hidden(input_ids, attention_mask, None)?;
+        let (b, t, hs) = hidden.dims3()?;
+        let (rows, targets) = shifted_targets(labels, b, t)?;
+        if rows.is_empty() {
+            return Ok(LossParts { sum: Tensor::zeros((), DType::F32, &self.device)?, count: 0 });
+        }
+        let idx = Tensor::from_vec(rows, targets.len(), &self.device)?;
+        let picked = hidden.reshape((b * t, hs))?.index_select(&idx, 0)?;
+        let logits = self.lm_head(&picked)?;
+        nll_sum(&logits, &targets)
+    }
+
+    /// Every transformer block's output plus embeddings and final norm, for parity checks:
+    /// `[embeddings, layer 0, ..., layer n-1, final_norm]`, no graph.
+    pub fn trace(&self, input_ids: &Tensor, attention_mask: Option<&Tensor>) -> Result<Vec<Tensor>> {
+        let mut out = Vec::new();
+        self.run_inner(input_ids, attention_mask, None, LoraMode::INFERENCE, Some(&mut out))?;
+        Ok(out)
+    }
+
+    fn run(&self, input_ids: &Tensor, attention_mask: Option<&Tensor>, cache: Option<&mut KvCache>, track: bool) -> Result<Tensor> {
+        let dropout = if self.training && track { Some(&self.dropout_rng) } else { None };
+        self.run_inner(input_ids, attention_mask, cache, LoraMode { track_grad: track, dropout }, None)
+    }
+
+    fn run_inner(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+        mut cache: Option<&mut KvCache>,
+        lora_mode: LoraMode<'_>,
+        mut trace: Option<&mut Vec<Tensor>>,
+    ) -> Result<Tensor> {
+        let ids = if input_ids.dtype() == DType::U32 { input_ids.clone() } else { input_ids.to_dtype(DType::U32)? };
+        let (b, t) = ids
+            .dims2()
+            .map_err(|_| WotdError::InvalidInput(format!("input_ids must be [batch, time], got {:?}", input_ids.dims())))?;
+        if t == 0 {
+            return Err(WotdError::InvalidInput("input_ids has no tokens".into()));
+        }
+        let new_valid = attention_mask.map(|m| mask_rows(m, b, t)).transpose()?;
+        let plan = {
+            let (past_valid, past_next): (&[Vec<bool>], &[i64]) = match cache.as_deref() {
+                Some(c) => {
+                    if c.num_layers() != self.layers.len() {
+                        return Err(WotdError::InvalidInput(format!(
+                            "KV cache has {} layers, the model {}",
+                            c.num_layers(),
+                            self.layers.len()
+                        )));
+                    }
+                    (c.valid(), c.next_positions())
+                }
+                None => (&[], &[]),
+            };
+            plan_step(b, t, new_valid, past_valid, past_next, self.config.sliding_window, &self.device)?
+        };
+        let tables = self.rope.tables(&plan.positions, b, t, &self.device)?;
+        let ctx = AttentionContext { rope: &self.rope, tables: &tables, mask: plan.mask.as_ref(), lora: lora_mode };
+        let mut h = self.embed.forward(&ids)?;
+        if let Some(tr) = trace.as_deref_mut() {
+            tr.push(h.clone());
+        }
+        for (i, layer) in self.layers.iter().enumerate() {
+            let kv = match cache.as_deref_mut() {
+                Some(c) => Some(c.layer_mut(i)?),
+                None => None,
+            };
+            h = layer.forward(&h, &ctx, kv)?;
+            if let Some(tr) = trace.as_deref_mut() {
+                tr.push(h.clone());
+            }
+        }
+        if let Some(c) = cache {
+            c.commit(&plan.new_valid);
+        }
+        let out = self.norm.forward(&h)?;
+        if let Some(tr) = trace {
+            tr.push(out.clone());
+        }
+        Ok(out)
+    }
+
+    fn projections(&self) -> Vec<&LoraLinear> {
+        self.layers.iter().flat_map(|l| l.projections()).collect()
+    }
+
+    fn projections_mut(&mut self) -> Vec<&mut LoraLinear> {
+        self.layers.iter_mut().flat_map(|l| l.projections_mut()).collect()
+    }
+
+    /// Attaches a freshly initialised adapter (PEFT init: `A` kaiming-uniform, `B` zero) to every
+    /// targeted projection, replacing any adapter already there. Module `k` (in model order)
+    /// draws its `A` from stream `k` of `cfg.seed`.
+    pub fn add_adapter(&mut self, cfg: LoraConfig) -> Result<()> {
+        cfg.validate()?;
+        self.remove_adapter();
+        let defaults = self.config.architecture.default_lora_targets();
+        let device = self.device.clone();
+        let mut adapted = 0;
+        for (k, p) in self.projections_mut().into_iter().enumerate() {
+            if cfg.targets(p.path(), defaults) {
+                let mut rng = SeededRng::derive(cfg.seed, k as u64);
+                let ad = LoraAdapter::init(p.in_features(), p.out_features(), &cfg, &mut rng, &device)?;
+                p.set_adapter(ad)?;
+                adapted += 1;
+            }
+        }
+        if adapted == 0 {
+            return Err(WotdError::InvalidInput(format!(
+                "LoRA target modules {:?} match no projection of this {:?} model",
+                cfg.target_modules, self.config.architecture
+            )));
+        }
+        self.reset_dropout(&cfg);
+        self.adapter = Some(cfg);
+        Ok(())
+    }
+
+    fn reset_dropout(&mut self, cfg: &LoraConfig) {
+        self.dropout_rng = Mutex::new(SeededRng::derive(cfg.seed, u64::MAX));
+    }
+
+    /// Detaches every adapter; returns the config they had.
+    pub fn remove_adapter(&mut self) -> Option<LoraConfig> {
+        for p in self.projections_mut() {
+            p.take_adapter();
+        }
+        self.adapter.take()
+    }
+
+    pub fn adapter_config(&self) -> Option<&LoraConfig> {
+        self.adapter.as_ref()
+    }
+
+    /// The trainable weights under their PEFT file keys
+    /// (`base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight`), in model order. The
+    /// `Var`s are shared with the model: an optimizer stepping them updates the model.
+    pub fn lora_vars(&self) -> Vec<(String, Var)> {
+        let mut out = Vec::new();
+        for p in self.projections() {
+            if let Some(ad) = p.adapter() {
+                let (ka, kb) = lora::peft_keys(p.path());
+                out.push((ka, ad.a().clone()));
+                out.push((kb, ad.b().clone()));
+            }
+        }
+        out
+    }
+
+    /// Writes the adapter as PEFT does (loadable by `PeftModel.from_pretrained`).
+    pub fn save_adapter(&self, dir: &Path) -> Result<()> {
+        let cfg = self.adapter.as_ref().ok_or_else(|| WotdError::InvalidInput("the model has no adapter to save".into()))?;
+        lora::save_peft_adapter(dir, cfg, &self.base_model, &self.projections())
+    }
+
+    /// Loads a PEFT adapter directory, replacing any adapter. Every module named in the file
+    /// must exist here, and every module the file's config targets must be in the file.
+    pub fn load_adapter(&mut self, dir: &Path) -> Result<()> {
+        let peft = lora::read_peft_adapter(dir)?;
+        let defaults = self.config.architecture.default_lora_targets();
+        let known: BTreeSet<String> = self.projections().iter().map(|p| p.path().to_string()).collect();
+        if let Some(unknown) = peft.weights.keys().find(|k| !known.contains(*k)) {
+            return Err(WotdError::InvalidInput(format!("adapter in {} names module {unknown:?}, which this model lacks", dir.display())));
+        }
+        if let Some(missing) = known.iter().find(|p| peft.config.targets(p, defaults) && !peft.weights.contains_key(*p)) {
+            return Err(WotdError::corrupt(dir.join(lora::ADAPTER_WEIGHTS), format!("no weights for targeted module {missing}")));
+        }
+        self.remove_adapter();
+        let cfg = peft.config;
+        for p in self.projections_mut() {
+            if let Some((a, b)) = peft.weights.get(p.path()) {
+                p.set_adapter(LoraAdapter::from_weights(a, b, cfg.scale(), cfg.dropout)?)
+                    .context(|| format!("loading adapter from {}", dir.display()))?;
+            }
+        }
+        self.reset_dropout(&cfg);
+        self.adapter = Some(cfg);
+        Ok(())
+    }
+
+    /// Folds the adapter into the base weights (`W + scale * B A`) for faster inference and
+    /// drops it; returns how many projections were merged.
+    pub fn merge_adapter(&mut self) -> Result<usize> {
+        let mut n = 0;
+        for p in self.projections_mut() {
+            if p.adapter().is_some() {
+                p.merge()?;
+                n += 1;
+            }
+        }
+        self.adapter = None;
+        Ok(n)
+    }
+
+    /// State of the LoRA dropout stream (for checkpoints).
+    pub fn dropout_rng_state(&self) -> [u64; 4] {
+        self.dropout_rng.lock().map(|r| r.state()).unwrap_or([0; 4])
+    }
+
+    pub fn set_dropout_rng_state(&mut self, state: [u64; 4]) {
+        self.dropout_rng = Mutex::new(SeededRng::from_state(state));
+    }
+
+    /// Every frozen tensor under its HF name (after a merge: the merged weights). A tied LM head
+    /// is listed as `lm_head.weight` too; `config().tie_word_embeddings` says it is the embedding.
+    pub fn base_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut out = vec![("model.embed_tokens.weight".to_string(), self.embed.weight().clone())];
+        for (i, l) in self.layers.iter().enumerate() {
+            out.push((format!("model.layers.{i}.input_layernorm.weight"), l.input_layernorm.weight().clone()));
+            out.push((format!("model.layers.{i}.post_attention_layernorm.weight"), l.post_attention_layernorm.weight().clone()));
+            for p in l.projections() {
+                out.push((format!("{}.weight", p.path()), p.base().weight().clone()));
+                if let Some(b) = p.base().bias() {
+                    out.push((format!("{}.bias", p.path()), b.clone()));
+                }
+            }
+        }
+        out.push(("model.norm.weight".to_string(), self.norm.weight().clone()));
+        out.push(("lm_head.weight".to_string(), self.lm_head.weight().clone()));
+        out
+    }
+}
+
+/// `[b][t]` validity from a numeric mask (non-zero = real token).
+fn mask_rows(mask: &Tensor, b: usize, t: usize) -> Result<Vec<Vec<bool>>> {
+    if mask.dims() != [b, t] {
+        return Err(WotdError::InvalidInput(format!("attention_mask {:?} does not match input_ids [{b}, {t}]", mask.dims())));
+    }
+    let m = mask.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+    Ok(m.into_iter().map(|r| r.into_iter().map(|v| v != 0.0).collect()).collect())
+}
+
+/// Rows of the flattened `[b*t]` positions whose next token is a label, and those labels.
+fn shifted_targets(labels: &Tensor, b: usize, t: usize) -> Result<(Vec<u32>, Vec<u32>)> {
+    if labels.dims() != [b, t] {
+        return Err(WotdError::InvalidInput(format!("labels {:?} do not match input_ids [{b}, {t}]", labels.dims())));
+    }
+    let l = labels.to_dtype(DType::F64)?.to_vec2::<f64>()?;
+    let (mut rows, mut targets) = (Vec::new(), Vec::new());
+    for (bi, row) in l.iter().enumerate() {
+        for ti in 0..t.saturating_sub(1) {
+            let y = row[ti + 1];
+            if y >= 0.0 {
+                rows.push((bi * t + ti) as u32);
+                targets.push(y as u32);
+            } else if y != -100.0 {
+                return Err(WotdError::InvalidInput(format!("label {y} is neither a token id nor -100")));
+            }
+        }
+    }
+    Ok((rows, targets))
+}
+
+/// Sum of `-log softmax(logits)[target]` over rows of `[n, vocab]` logits.
+fn nll_sum(logits: &Tensor, targets: &[u32]) -> Result<LossParts> {
+    let vocab = logits.dims()[1];
+    if let Some(bad) = targets.iter().find(|y| **y as usize >= vocab) {
+        return Err(WotdError::InvalidInput(format!("label {bad} is outside the vocabulary of {vocab}")));
+    }
+    let max = logits.max_keepdim(D::Minus1)?.detach();
+    let shifted = logits.broadcast_sub(&max)?;
+    let log_z = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
+    let idx = Tensor::from_vec(targets.to_vec(), (targets.len(), 1), logits.device())?;
+    let picked = shifted.gather(&idx, 1)?;
+    let sum = (log_z - picked)?.sum_all()?;
+    Ok(LossParts { sum, count: targets.len() })
+}
+
+/// Mean next-token cross-entropy of `logits` `[b, t, vocab]` against `labels` `[b, t]`
+/// (-100 = ignore), transformers' `labels` convention: position `i` predicts `labels[i + 1]`.
+pub fn masked_lm_loss(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
+    let (b, t, v) = logits.dims3()?;
+    let (rows, targets) = shifted_targets(labels, b, t)?;
+    if rows.is_empty() {
+        return Err(WotdError::InvalidInput("no label to compute a loss on".into()));
+    }
+    let idx = Tensor::from_vec(rows, targets.len(), logits.device())?;
+    let picked = logits.reshape((b * t, v))?.index_select(&idx, 0)?;
+    nll_sum(&picked, &targets)?.mean()
+}

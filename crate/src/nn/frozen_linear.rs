@@ -1,0 +1,289 @@
+//! A linear layer whose weight never receives a gradient: `y = x W^T (+ b)` as a candle
+//! [`CustomOp1`] that holds `W` (and `b`) inside the op.
+//!
+//! With an ordinary `x.matmul(&w.t())`, candle's backward computes `x^T grad` for `w` and stores
+//! it in the `GradStore` even when `w` is a plain tensor, because the matmul backward fills in
+//! both operands unconditionally. For LoRA fine-tuning that is a full-size weight gradient per
+//! projection per step, computed and thrown away. Here the weight is not an operand of the graph
+//! at all: the op's only input is `x`, and its backward returns `grad W` for the input alone.
+//!
+//! [`broadcast_const`] applies the same idea to constants combined elementwise with activations
+//! (rotary cos/sin tables, attention masks): `x + c` or `x * c` with `c` broadcast over the head
+//! dimension, whose backward is `grad` or `grad * c` for `x` alone. Through a plain
+//! `broadcast_mul`, candle would also compute `grad * x` for `c` and sum it over the heads, a
+//! strided reduction that costs more than the multiplication itself.
+
+use crate::error::{Result, WotdError};
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Storage, Tensor};
+
+/// A frozen `[out, in]` linear map (PyTorch layout) with an optional `[out]` bias.
+#[derive(Clone, Debug)]
+pub struct FrozenLinear {
+    weight: Tensor,
+    bias: Option<Tensor>,
+}
+
+impl FrozenLinear {
+    /// `weight` is `[out, in]`, `bias` `[out]`; both are detached and made contiguous, so a
+    /// `Var` handed in by mistake cannot become trainable through this layer.
+    pub fn new(weight: Tensor, bias: Option<Tensor>) -> Result<Self> {
+        let (out, _) = weight
+            .dims2()
+            .map_err(|_| WotdError::InvalidInput(format!("linear weight must be 2-D [out, in], got {:?}", weight.dims())))?;
+        if let Some(b) = &bias {
+            if b.dims() != [out] {
+                return Err(WotdError::InvalidInput(format!(
+                    "linear bias must be [{out}] for weight {:?}, got {:?}",
+                    weight.dims(),
+                    b.dims()
+                )));
+            }
+        }
+        Ok(Self { weight: weight.detach().contiguous()?, bias: bias.map(|b| b.detach().contiguous()).transpose()? })
+    }
+
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    pub fn bias(&self) -> Option<&Tensor> {
+        self.bias.as_ref()
+    }
+
+    pub fn in_features(&self) -> usize {
+        self.weight.dims()[1]
+    }
+
+    pub fn out_features(&self) -> usize {
+        self.weight.dims()[0]
+    }
+
+    /// Replaces the weight by `W + delta` (merging an adapter); `delta` is `[out, in]`.
+    pub fn add_to_weight(&mut self, delta: &Tensor) -> Result<()> {
+        if delta.dims() != self.weight.dims() {
+            return Err(WotdError::InvalidInput(format!(
+                "weight delta {:?} does not match weight {:?}",
+                delta.dims(),
+                self.weight.dims()
+            )));
+        }
+        self.weight = (&self.weight + delta.detach())?.contiguous()?;
+        Ok(())
+    }
+
+    /// Applies the layer over the last dimension of `x` (any rank >= 1).
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let last = x.dims().last().copied().unwrap_or(0);
+        if x.rank() == 0 || last != self.in_features() {
+            return Err(WotdError::InvalidInput(format!(
+                "linear expects last dimension {}, got shape {:?}",
+                self.in_features(),
+                x.dims()
+            )));
+        }
+        // The CPU kernel reads `x` as one `[rows, in]` block, so it must be dense.
+        let x = x.contiguous()?;
+        Ok(x.apply_op1(FrozenMatmul { weight: self.weight.clone(), bias: self.bias.clone() })?)
+    }
+}
+
+struct FrozenMatmul {
+    weight: Tensor,
+    bias: Option<Tensor>,
+}
+
+fn cpu_storage<'a>(s: &'a Storage, what: &str) -> candle_core::Result<&'a CpuStorage> {
+    match s {
+        Storage::Cpu(c) => Ok(c),
+        _ => candle_core::bail!("frozen linear: {what} is not on the CPU"),
+    }
+}
+
+impl CustomOp1 for FrozenMatmul {
+    fn name(&self) -> &'static str {
+        "frozen-linear"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        if !layout.is_contiguous() {
+            candle_core::bail!("frozen linear: input must be contiguous");
+        }
+        let dims = layout.dims();
+        let k = dims[dims.len() - 1];
+        let m: usize = dims[..dims.len() - 1].iter().product();
+        let (n, wk) = self.weight.dims2()?;
+        if wk != k {
+            candle_core::bail!("frozen linear: input has {k} features, weight expects {wk}");
+        }
+        let (w_guard, w_layout) = self.weight.storage_and_layout();
+        let w = cpu_storage(&w_guard, "weight")?;
+        // x as [1, m, k]; W^T as a strided view [1, k, n] of the [n, k] weight (no copy).
+        let lhs = Layout::contiguous_with_offset((1, m, k), layout.start_offset());
+        let rhs = Layout::contiguous_with_offset((1, n, k), w_layout.start_offset()).transpose(1, 2)?;
+        let mut out = storage.matmul(w, (1, m, n, k), &lhs, &rhs)?;
+        if let Some(bias) = &self.bias {
+            let (b_guard, b_layout) = bias.storage_and_layout();
+            let b = cpu_storage(&b_guard, "bias")?;
+            add_rows(&mut out, b, b_layout.start_offset(), n)?;
+        }
+        let mut out_dims = dims[..dims.len() - 1].to_vec();
+        out_dims.push(n);
+        Ok((out, Shape::from(out_dims)))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        // dL/dx = dL/dy W. Nothing is computed for W or b: they are frozen.
+        let n = self.weight.dims()[0];
+        let rows = grad_res.elem_count() / n.max(1);
+        let g = grad_res.contiguous()?.reshape((rows, n))?.matmul(&self.weight)?;
+        Ok(Some(g.reshape(arg.shape())?))
+    }
+}
+
+/// Adds `bias` to every `n`-wide row of `out`.
+fn add_rows(out: &mut CpuStorage, bias: &CpuStorage, offset: usize, n: usize) -> candle_core::Result<()> {
+    match (out, bias) {
+        (CpuStorage::F32(o), CpuStorage::F32(b)) => {
+            let b = &b[offset..offset + n];
+            o.chunks_exact_mut(n).for_each(|row| row.iter_mut().zip(b).for_each(|(y, &c)| *y += c));
+        }
+        (CpuStorage::F64(o), CpuStorage::F64(b)) => {
+            let b = &b[offset..offset + n];
+            o.chunks_exact_mut(n).for_each(|row| row.iter_mut().zip(b).for_each(|(y, &c)| *y += c));
+        }
+        _ => candle_core::bail!("frozen linear: bias must be f32 or f64 and match the weight dtype"),
+    }
+    Ok(())
+}
+
+/// How [`broadcast_const`] combines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConstOp {
+    Add,
+    Mul,
+}
+
+/// `x op c` for `x` `[b, h, ...]` and a constant `c` `[b or 1, 1, ...]` (broadcast over dim 1,
+/// and over dim 0 when its size is 1). Only `x` receives a gradient.
+pub fn broadcast_const(x: &Tensor, c: &Tensor, op: ConstOp) -> Result<Tensor> {
+    let (xd, cd) = (x.dims(), c.dims());
+    let fits = xd.len() >= 2
+        && cd.len() == xd.len()
+        && (cd[0] == xd[0] || cd[0] == 1)
+        && cd[1] == 1
+        && cd[2..] == xd[2..]
+        && x.dtype() == candle_core::DType::F32
+        && c.dtype() == candle_core::DType::F32;
+    if !fits {
+        return Err(WotdError::InvalidInput(format!("constant {cd:?} cannot be broadcast over the heads of {xd:?}")));
+    }
+    let x = x.contiguous()?;
+    Ok(x.apply_op1(HeadConst { c: c.detach().contiguous()?, op })?)
+}
+
+struct HeadConst {
+    c: Tensor,
+    op: ConstOp,
+}
+
+impl CustomOp1 for HeadConst {
+    fn name(&self) -> &'static str {
+        "head-broadcast-const"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("head-broadcast constant: input must be contiguous");
+        };
+        let CpuStorage::F32(x) = storage else { candle_core::bail!("head-broadcast constant: input must be f32") };
+        let (c_guard, c_layout) = self.c.storage_and_layout();
+        let Storage::Cpu(CpuStorage::F32(c)) = &*c_guard else {
+            candle_core::bail!("head-broadcast constant: constant must be an f32 CPU tensor");
+        };
+        let dims = layout.dims();
+        let (b, h) = (dims[0], dims[1]);
+        let inner: usize = dims[2..].iter().product();
+        let c = &c[c_layout.start_offset()..c_layout.start_offset() + self.c.elem_count()];
+        let per_batch = self.c.dims()[0] != 1;
+        let mut out = x[start..end].to_vec();
+        for (row, chunk) in out.chunks_exact_mut(inner).enumerate() {
+            let bi = row / h.max(1);
+            let cc = &c[if per_batch { bi * inner } else { 0 }..][..inner];
+            match self.op {
+                ConstOp::Add => chunk.iter_mut().zip(cc).for_each(|(v, k)| *v += k),
+                ConstOp::Mul => chunk.iter_mut().zip(cc).for_each(|(v, k)| *v *= k),
+            }
+        }
+        debug_assert_eq!(out.len(), b * h * inner);
+        Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+
+    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some(match self.op {
+            ConstOp::Add => grad_res.clone(),
+            ConstOp::Mul => grad_res.contiguous()?.apply_op1_no_bwd(&HeadConst { c: self.c.clone(), op: ConstOp::Mul })?,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    #[test]
+    fn head_constants_match_broadcast_ops_and_leave_the_constant_without_gradient() -> Result<()> {
+        let dev = Device::Cpu;
+        let x = Var::from_tensor(&Tensor::arange(0f32, 24., &dev)?.reshape((2, 3, 2, 2))?)?;
+        for c in [Tensor::new(&[[[[1f32, -2.], [0.5, 3.]]], [[[2f32, 0.], [-1., 1.]]]], &dev)?, Tensor::new(&[[[[1f32, -2.], [0.5, 3.]]]], &dev)?] {
+            for (op, want) in [(ConstOp::Add, x.as_tensor().broadcast_add(&c)?), (ConstOp::Mul, x.as_tensor().broadcast_mul(&c)?)] {
+                let y = broadcast_const(x.as_tensor(), &c, op)?;
+                assert_eq!(y.flatten_all()?.to_vec1::<f32>()?, want.flatten_all()?.to_vec1::<f32>()?);
+                let w = Tensor::arange(0f32, 24., &dev)?.reshape((2, 3, 2, 2))?.sin()?;
+                let g = (&y * &w)?.sum_all()?.backward()?;
+                let g_ref = (&want * &w)?.sum_all()?.backward()?;
+                assert_eq!(g.get(&x).unwrap().flatten_all()?.to_vec1::<f32>()?, g_ref.get(&x).unwrap().flatten_all()?.to_vec1::<f32>()?);
+                assert!(g.get(&c).is_none());
+            }
+        }
+        assert!(broadcast_const(x.as_tensor(), &Tensor::zeros((2, 3, 2, 2), candle_core::DType::F32, &dev)?, ConstOp::Add).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn forward_matches_matmul_and_backward_reaches_only_the_input() -> Result<()> {
+        let dev = Device::Cpu;
+        let w = Tensor::new(&[[1f32, 2., 3.], [4., 5., 6.]], &dev)?;
+        let b = Tensor::new(&[0.5f32, -1.], &dev)?;
+        let lin = FrozenLinear::new(w.clone(), Some(b.clone()))?;
+        let x = Var::new(&[[[1f32, 0., -1.], [2., 1., 0.]]], &dev)?; // [1, 2, 3]
+        let y = lin.forward(x.as_tensor())?;
+        assert_eq!(y.dims(), &[1, 2, 2]);
+        assert_eq!(y.to_vec3::<f32>()?, vec![vec![vec![-1.5, -3.], vec![4.5, 12.]]]);
+        let loss = (y.sqr()?.sum_all()? * 0.5)?;
+        let grads = loss.backward()?;
+        // dL/dx = y W for L = |y|^2 / 2.
+        let expect = y.reshape((2, 2))?.matmul(&w)?.reshape((1, 2, 3))?;
+        let got = grads.get(&x).unwrap();
+        assert_eq!(got.to_vec3::<f32>()?, expect.to_vec3::<f32>()?);
+        // Neither the layer's weight nor bias ever appears in the gradient store.
+        assert!(grads.get(lin.weight()).is_none() && grads.get(lin.bias().unwrap()).is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn handles_offset_inputs_and_rejects_bad_shapes() -> Result<()> {
+        let dev = Device::Cpu;
+        let w = Tensor::arange(0f32, 6., &dev)?.reshape((3, 2))?;
+        let lin = FrozenLinear::new(w.clone(), None)?;
+        let big = Tensor::arange(0f32, 8., &dev)?.reshape((4, 2))?;
+        let x = big.narrow(0, 2, 2)?; // starts at a non-zero offset
+        let want = x.matmul(&w.t()?)?.to_vec2::<f32>()?;
+        assert_eq!(lin.forward(&x)?.to_vec2::<f32>()?, want);
+        let xt = Tensor::arange(0f32, 6., &dev)?.reshape((2, 3))?.t()?; // non-contiguous [3, 2]
+        assert_eq!(lin.forward(&xt)?.to_vec2::<f32>()?, xt.contiguous()?.matmul(&w.t()?)?.to_vec2::<f32>()?);
+        assert!(lin.forward(&Tensor::zeros((2, 3), candle_core::DType::F32, &dev)?).is_err());
+        Ok(())
+    }
+}

@@ -1,0 +1,50 @@
+//! The project's decoders ([`CausalLm`]) as trainable models.
+//!
+//! Losses go through the final hidden states and project only the rows that predict a label:
+//! the LM head is a fifth of SmolLM2's forward FLOPs and most positions are prompt. That path
+//! has no dropout stream of ours to draw from, so with LoRA dropout on, training falls back to
+//! full logits from `forward_train`, which takes the stream.
+
+use super::loss::masked_hidden_nll_sum;
+use super::model::TrainableLm;
+use crate::error::Result;
+use crate::models::CausalLm;
+use crate::nn::lora::SeededRng;
+use candle_core::{Tensor, Var};
+use std::path::Path;
+use std::sync::Mutex;
+
+impl TrainableLm for CausalLm {
+    fn forward_train(&self, input_ids: &Tensor, attention_mask: &Tensor, dropout: &Mutex<SeededRng>) -> Result<Tensor> {
+        CausalLm::forward_train(self, input_ids, attention_mask, dropout)
+    }
+
+    fn forward_eval(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Result<Tensor> {
+        CausalLm::forward_eval(self, input_ids, attention_mask)
+    }
+
+    fn train_loss_sum(&self, input_ids: &Tensor, attention_mask: &Tensor, labels: &Tensor, dropout: &Mutex<SeededRng>) -> Result<(Tensor, usize)> {
+        let dropout_on = self.adapter_config().is_some_and(|c| c.dropout > 0.0) || self.is_training();
+        if dropout_on {
+            let logits = CausalLm::forward_train(self, input_ids, attention_mask, dropout)?;
+            return super::loss::masked_nll_sum(&logits, labels);
+        }
+        // Without a cache and with training mode off, `final_hidden` records the graph and
+        // draws no dropout: the same computation as `forward_train` minus the unused logits.
+        let hidden = self.final_hidden(input_ids, Some(attention_mask), None)?;
+        masked_hidden_nll_sum(&hidden, labels, self.config().vocab_size, |rows| self.lm_head(rows))
+    }
+
+    fn eval_loss_sum(&self, input_ids: &Tensor, attention_mask: &Tensor, labels: &Tensor) -> Result<(Tensor, usize)> {
+        let hidden = self.final_hidden_no_grad(input_ids, Some(attention_mask), None)?;
+        masked_hidden_nll_sum(&hidden, labels, self.config().vocab_size, |rows| self.lm_head(rows))
+    }
+
+    fn trainable_vars(&self) -> Vec<(String, Var)> {
+        self.lora_vars()
+    }
+
+    fn save_adapter(&self, dir: &Path) -> Result<()> {
+        CausalLm::save_adapter(self, dir)
+    }
+}

@@ -1,0 +1,40 @@
+//! The words of a DSL request and of its answer. Generation must build requests with
+//! [`user_message`] and parse answers by [`WORD_SEPARATOR`], or the tuned model is asked in a
+//! language it was never taught.
+
+use crate::dsl::{describe, Pattern};
+use crate::rvq::AttributeVocab;
+
+/// Between words in a completion.
+pub const WORD_SEPARATOR: &str = ", ";
+
+/// The user message asking for words of `pattern`. With attribute names (aligned codebooks) the
+/// pattern is also read aloud, so the model can tie codes to meanings.
+pub fn user_message(pattern: &Pattern, vocab: Option<&AttributeVocab>) -> String {
+    match vocab {
+        Some(v) => format!("Words for semantic ID {pattern} ({}):", describe(pattern, Some(v))),
+        None => format!("Words for semantic ID {pattern}:"),
+    }
+}
+
+/// The completion text: the words in the order given.
+pub fn completion(words: &[String]) -> String {
+    words.join(WORD_SEPARATOR)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dsl::parse;
+
+    #[test]
+    fn messages_name_the_pattern_and_in_aligned_mode_its_meaning() {
+        let p = parse("[9,10,3,*]").unwrap();
+        assert_eq!(user_message(&p, None), "Words for semantic ID [9,10,3,*]:");
+        assert_eq!(
+            user_message(&p, Some(&AttributeVocab::default())),
+            "Words for semantic ID [9,10,3,*] (modern / beautiful / shakespearean / any variation):"
+        );
+        assert_eq!(completion(&["lucid".into(), "serene".into()]), "lucid, serene");
+    }
+}

@@ -1,0 +1,124 @@
+/** `wotd generate | encode | describe | today`: the inference API from the shell. */
+import type { Command } from 'commander'
+import pc from 'picocolors'
+import { InvalidInputError } from '../../errors.js'
+import { WOTDModel } from '../../pipeline/index.js'
+import { native } from '../../native.js'
+import { parsePattern } from '../../semantic/index.js'
+import { callNative } from '../../errors.js'
+import { printJson, table } from '../output.js'
+
+interface Common {
+  store?: string
+  run?: string
+  json?: boolean
+}
+
+async function withModel<T>(o: Common, f: (m: WOTDModel) => Promise<T>): Promise<T> {
+  const m = await WOTDModel.open({ store: o.store, runId: o.run })
+  try {
+    return await f(m)
+  } finally {
+    await m.close()
+  }
+}
+
+function num(name: string, v: string | undefined, float = false): number | undefined {
+  if (v === undefined) return undefined
+  const ok = float ? /^\d+(\.\d+)?$/.test(v.trim()) : /^\d+$/.test(v.trim())
+  if (!ok) throw new InvalidInputError(`--${name} must be a ${float ? 'number' : 'whole number'}, got "${v}"`)
+  return Number(v)
+}
+
+const storeOpt = ['--store <spec>', 'a folder or mongodb:// URI (default $MONGODB_URI, else $WOTD_HOME or ./.wotd)'] as const
+const runOpt = ['--run <id>', 'a run id (default: the newest completed run)'] as const
+
+export function registerInference(program: Command): void {
+  program
+    .command('generate <pattern>')
+    .description('write words for an ID pattern such as "[2,*,17,*]", with the retrieval baseline beside them')
+    .option('-n, --count <n>', 'how many words', '10')
+    .option('--novel', 'only words that are not in the training corpora')
+    .option('--temperature <t>', 'sampling temperature')
+    .option('--top-p <p>', 'nucleus sampling threshold')
+    .option('--seed <n>', 'sampling seed')
+    .option(...storeOpt)
+    .option(...runOpt)
+    .option('--json', 'print JSON')
+    .action(async (pattern: string, o: Common & { count: string; novel?: boolean; temperature?: string; topP?: string; seed?: string }) => {
+      parsePattern(pattern)
+      const r = await withModel(o, (m) =>
+        m.generateWordsFromId(pattern, {
+          count: num('count', o.count),
+          novelOnly: !!o.novel,
+          temperature: num('temperature', o.temperature, true),
+          topP: num('top-p', o.topP, true),
+          seed: num('seed', o.seed),
+        }),
+      )
+      if (o.json) return printJson(r)
+      process.stdout.write(r.words.join('\n') + '\n')
+      process.stderr.write(pc.dim(`pattern ${r.pattern}; retrieval baseline: ${r.baseline.join(', ')}; ${r.msPerWord.toFixed(1)} ms/word\n`))
+    })
+
+  program
+    .command('encode <words...>')
+    .description('the semantic ID of each word, and of all of them together (their preference ID)')
+    .option(...storeOpt)
+    .option(...runOpt)
+    .option('--json', 'print JSON')
+    .action(async (words: string[], o: Common) => {
+      const r = await withModel(o, async (m) => {
+        const each = await m.encode(words)
+        const preference = await m.preferenceToId(words)
+        const described = await Promise.all(each.map((e) => m.describe(e.id)))
+        return { words: each.map((e, i) => ({ ...e, description: described[i] })), preference, description: await m.describe(preference) }
+      })
+      if (o.json) return printJson(r)
+      process.stdout.write(
+        table(
+          ['word', 'id', 'known', 'meaning'],
+          r.words.map((w) => [w.word, `[${w.id.join(',')}]`, w.known ? 'yes' : 'no', w.description]),
+        ) + `\n${pc.bold('together')} [${r.preference.join(',')}] ${r.description}\n`,
+      )
+    })
+
+  program
+    .command('describe <pattern>')
+    .description('what a pattern means, e.g. "modern / beautiful / shakespearean / variation 5"')
+    .option(...storeOpt)
+    .option(...runOpt)
+    .option('--json', 'print JSON')
+    .action(async (pattern: string, o: Common) => {
+      const p = parsePattern(pattern)
+      let description: string
+      try {
+        description = await withModel(o, (m) => m.describe(p.text))
+      } catch (err) {
+        // Without a trained run, read the pattern with the aligned layout of DESIGN.md.
+        if (o.run || !(err instanceof InvalidInputError)) throw err
+        description = callNative(() => native().describePattern(p.text, native().defaultAttributeVocab()))
+      }
+      if (o.json) return printJson({ pattern: p.text, fields: p.fields, specificity: p.specificity, description })
+      process.stdout.write(`${p.text}  ${description}\n`)
+    })
+
+  program
+    .command('today')
+    .description('the word of the day for a user (the same all day; no repeat within the window)')
+    .option('--user <name>', 'whose word', 'default')
+    .option('--date <yyyy-mm-dd>', 'which day (default: today, UTC)')
+    .option('--window <days>', 'no repeat within this many days', '30')
+    .option('--like <words>', 'comma-separated words the user likes')
+    .option(...storeOpt)
+    .option(...runOpt)
+    .option('--json', 'print JSON')
+    .action(async (o: Common & { user: string; date?: string; window: string; like?: string }) => {
+      const date = o.date ?? new Date().toISOString().slice(0, 10)
+      const liked = o.like?.split(',').map((w) => w.trim()).filter(Boolean)
+      const r = await withModel(o, (m) => m.wordOfTheDay({ user: o.user, date, windowDays: num('window', o.window), likedWords: liked }))
+      if (o.json) return printJson(r)
+      process.stdout.write(`${pc.bold(r.word)}\n`)
+      process.stderr.write(pc.dim(`${r.user}, ${r.date}, pattern ${r.pattern} (${r.source})\n`))
+    })
+}

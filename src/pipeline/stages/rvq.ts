@@ -1,0 +1,78 @@
+/**
+ * Stage 3: semantic IDs. Codebooks are trained on the corpus embeddings (aligned to the
+ * words' style / complexity / era by default), saved as artifacts, and every word's ID is
+ * written to the store's `semantic_ids`.
+ */
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { SemanticEncoder, type SemanticId } from '../../semantic/index.js'
+import type { ArtifactRef } from '../../store/index.js'
+import type { WOTDWord } from '../../types.js'
+import { hashOf } from '../config.js'
+import { artifactName, type RunContext } from '../run-context.js'
+
+export interface RvqOutput {
+  encoder: SemanticEncoder
+  ids: SemanticId[]
+  hash: string
+  metrics: Record<string, unknown>
+}
+
+export async function runRvqStage(
+  ctx: RunContext,
+  words: WOTDWord[],
+  vectors: Float32Array[],
+  embedHash: string,
+  embedderModelId: string,
+): Promise<RvqOutput> {
+  const labels = words.map((w) => ({ style: w.style, complexity: w.complexity, era: w.era }))
+  const encoder = await SemanticEncoder.train(vectors, {
+    labels: ctx.config.rvq.mode === 'aligned' ? labels : undefined,
+    mode: ctx.config.rvq.mode,
+    seed: ctx.config.seed,
+    iterations: ctx.config.rvq.iterations,
+    embedderModelId,
+    signal: ctx.signal,
+    onProgress: (p) => ctx.emit({ stage: 'rvq', phase: 'progress', done: p.level + 1, total: 4, message: `level ${p.level} iteration ${p.iteration}` }),
+  })
+  const ids = encoder.encodeMany(vectors, ctx.config.rvq.mode === 'aligned' ? { labels } : {})
+  const m = await encoder.evaluate(vectors, labels)
+  const metrics = {
+    utilisation: m.utilisation,
+    perplexity: m.perplexity,
+    reconstruction: m.reconstruction,
+    collisionRate3: m.collisionRate3,
+    collisionRate4: m.collisionRate4,
+    locality: m.locality,
+    labelAccuracy: m.labelAccuracy ?? null,
+    nmi: m.nmi ?? null,
+  }
+  // Artifacts and semantic IDs first; the run document that points at them is saved after.
+  const dir = join(ctx.workDir, 'rvq')
+  await rm(dir, { recursive: true, force: true })
+  await mkdir(dir, { recursive: true })
+  encoder.save(dir)
+  const artifacts: Record<string, ArtifactRef> = {}
+  for (const f of await readdir(dir)) {
+    const info = await ctx.store.putArtifact(artifactName(ctx.run.id, `rvq/${f}`), await readFile(join(dir, f)))
+    artifacts[`rvq/${f}`] = { name: info.name, sha256: info.sha256, size: info.size }
+  }
+  await ctx.store.putSemanticIds(
+    ctx.run.id,
+    words.map((w, i) => [w.word, ids[i]] as const),
+  )
+  ctx.run.stages.rvq.artifacts = artifacts
+  const hash = hashOf('rvq', embedHash, ctx.config.rvq, ctx.config.seed)
+  return { encoder, ids, hash, metrics }
+}
+
+/** Restores a run's codebooks from the store into its work folder (verified) and loads them. */
+export async function loadRunEncoder(ctx: Pick<RunContext, 'store' | 'workDir'>, artifacts: Record<string, ArtifactRef>): Promise<SemanticEncoder> {
+  const dir = join(ctx.workDir, 'rvq')
+  await mkdir(dir, { recursive: true })
+  for (const [role, ref] of Object.entries(artifacts)) {
+    if (!role.startsWith('rvq/')) continue
+    await ctx.store.getArtifactToFile(ref.name, join(dir, role.slice(4)), { sha256: ref.sha256 })
+  }
+  return SemanticEncoder.load(dir)
+}

@@ -1,0 +1,237 @@
+/**
+ * `WOTDTrainer`: runs the four stages (corpus -> embed -> rvq -> dsl) as one resumable run.
+ *
+ * Each stage's output is keyed by a hash of its inputs. A run with the same config continues
+ * the newest unfinished run of that config (or returns the finished one), skipping every
+ * stage whose recorded input hash still matches; a run killed in any stage resumes there.
+ * Artifacts are written before the run document that points at them (no transactions).
+ */
+import { randomBytes } from 'node:crypto'
+import { mkdir } from 'node:fs/promises'
+import { CancelledError, WotdError } from '../errors.js'
+import { openStore, type ArtifactRef, type RunDoc, type Store } from '../store/index.js'
+import type { WOTDWord } from '../types.js'
+import { hashOf, trainingConfig, type TrainingConfig, type TrainingConfigInput } from './config.js'
+import { STAGES, type PipelineProgress, type StageName } from './progress.js'
+import { checkCancelled, stageRecord, type RunContext } from './run-context.js'
+import { runCorpusStage } from './stages/corpus.js'
+import { loadEmbedder, runEmbedStage, unpackVectors } from './stages/embed.js'
+import { runDslStage } from './stages/dsl.js'
+import { runRvqStage } from './stages/rvq.js'
+import { runWorkDir } from './workdir.js'
+import type { SemanticId } from '../semantic/index.js'
+
+export interface TrainOptions {
+  onProgress?: (p: PipelineProgress) => void
+  signal?: AbortSignal
+  /** Wait for another trainer holding the store's lock instead of failing at once. */
+  waitForLock?: boolean
+}
+
+export interface StageResult {
+  status: 'completed' | 'skipped'
+  inputHash: string
+  metrics: Record<string, unknown>
+  timings: Record<string, number>
+  artifacts: Record<string, ArtifactRef>
+}
+
+export interface TrainingResults {
+  runId: string
+  configHash: string
+  config: TrainingConfig
+  stages: Record<StageName, StageResult>
+  /** Wall time of this invocation, in milliseconds. */
+  durationMs: number
+  store: { kind: string; location: string }
+}
+
+function newRunId(configHash: string): string {
+  const t = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-')
+  return `run-${t}-${configHash.slice(0, 8)}-${randomBytes(2).toString('hex')}`
+}
+
+export class WOTDTrainer {
+  readonly config: TrainingConfig
+  private readonly storeSpec?: string | Store
+
+  /** Validates the config now (a `ConfigError` names the bad field). */
+  constructor(config: TrainingConfigInput = {}, opts: { store?: string | Store } = {}) {
+    this.config = trainingConfig(config)
+    this.storeSpec = opts.store
+  }
+
+  get configHash(): string {
+    return hashOf('config', this.config)
+  }
+
+  async trainCompletePipeline(opts: TrainOptions = {}): Promise<TrainingResults> {
+    const started = Date.now()
+    const store = typeof this.storeSpec === 'object' ? this.storeSpec : await openStore(this.storeSpec)
+    const ownsStore = typeof this.storeSpec !== 'object'
+    try {
+      const lock = await store.acquireLock('train', { wait: opts.waitForLock, purpose: 'wotd train' })
+      try {
+        return await this.runLocked(store, opts, started)
+      } finally {
+        await lock.release()
+      }
+    } finally {
+      if (ownsStore) await store.close()
+    }
+  }
+
+  private async runLocked(store: Store, opts: TrainOptions, started: number): Promise<TrainingResults> {
+    const configHash = this.configHash
+    const now = () => new Date().toISOString()
+    const existing = await store.latestRun({ configHash })
+    const run: RunDoc =
+      existing ?? {
+        schema: 1,
+        id: newRunId(configHash),
+        config: this.config,
+        configHash,
+        status: 'running',
+        stages: {},
+        createdAt: now(),
+        updatedAt: now(),
+      }
+    run.status = 'running'
+    delete run.error
+    const ctx: RunContext = {
+      store,
+      run,
+      config: this.config,
+      workDir: runWorkDir(run.id),
+      signal: opts.signal,
+      emit: (p) => opts.onProgress?.(p),
+      save: async () => {
+        run.updatedAt = now()
+        await store.putRun(run)
+      },
+    }
+    await mkdir(ctx.workDir, { recursive: true })
+    await ctx.save()
+    const results = {} as Record<StageName, StageResult>
+
+    /** Runs a stage unless it finished earlier with the same inputs. */
+    const stage = async <T>(
+      name: StageName,
+      inputHash: string,
+      work: () => Promise<{ value: T; metrics: Record<string, unknown> }>,
+      restore: () => Promise<T>,
+    ): Promise<T> => {
+      checkCancelled(ctx, name)
+      const rec = stageRecord(ctx, name)
+      if (rec.status === 'completed' && rec.inputHash === inputHash) {
+        opts.onProgress?.({ stage: name, phase: 'skip' })
+        const value = await restore()
+        results[name] = { status: 'skipped', inputHash, metrics: rec.metrics ?? {}, timings: rec.timings ?? {}, artifacts: rec.artifacts ?? {} }
+        return value
+      }
+      const t0 = Date.now()
+      Object.assign(rec, { status: 'running', inputHash, startedAt: now() })
+      delete rec.error
+      await ctx.save()
+      opts.onProgress?.({ stage: name, phase: 'start' })
+      try {
+        const { value, metrics } = await work()
+        Object.assign(rec, { status: 'completed', metrics, timings: { total: Date.now() - t0 }, finishedAt: now() })
+        await ctx.save()
+        results[name] = { status: 'completed', inputHash, metrics, timings: rec.timings!, artifacts: rec.artifacts ?? {} }
+        opts.onProgress?.({ stage: name, phase: 'done' })
+        return value
+      } catch (err) {
+        const cancelled = err instanceof CancelledError || opts.signal?.aborted
+        Object.assign(rec, { status: cancelled ? 'pending' : 'failed', error: err instanceof Error ? err.message : String(err) })
+        run.status = cancelled ? 'cancelled' : 'failed'
+        run.error = rec.error
+        await ctx.save().catch(() => {})
+        throw err
+      }
+    }
+
+    try {
+      // Stage 1. The corpus is saved per cell by the generator itself, so re-running it is
+      // cheap and idempotent; its hash (of the words) keys the later stages.
+      const corpusInput = hashOf('corpus-config', this.config.corpus, this.config.seed)
+      let words: WOTDWord[] = []
+      let corpusHash = ''
+      await stage(
+        'corpus',
+        corpusInput,
+        async () => {
+          const out = await runCorpusStage(ctx)
+          words = out.words
+          corpusHash = out.hash
+          return { value: undefined, metrics: { words: out.words.length, cells: out.result.corpora.length, setId: out.setId, provider: out.provider, wordsHash: out.hash, usage: out.result.usage } }
+        },
+        async () => {
+          const out = await runCorpusStage(ctx)
+          words = out.words
+          corpusHash = out.hash
+        },
+      )
+
+      // Stage 2.
+      const embedder = await loadEmbedder(ctx)
+      const embedInput = hashOf('embed', corpusHash, embedder.modelId, embedder.revision, embedder.pooling, embedder.dimension)
+      const vectors = await stage(
+        'embed',
+        embedInput,
+        async () => {
+          const out = await runEmbedStage(ctx, words, corpusHash, embedder)
+          return { value: out.vectors, metrics: { words: words.length, model: embedder.modelId, dimension: embedder.dimension, pooling: embedder.pooling, cacheHits: out.cache.hits, cacheMisses: out.cache.misses } }
+        },
+        async () => {
+          const ref = run.stages.embed.artifacts!.embeddings
+          const buf = await store.getArtifact(ref.name, { sha256: ref.sha256 })
+          if (!buf) throw new WotdError('STORE', `run ${run.id}: artifact ${ref.name} is missing`)
+          return unpackVectors(buf, embedder.dimension)
+        },
+      )
+
+      // Stage 3.
+      const rvqInput = hashOf('rvq', embedInput, this.config.rvq, this.config.seed)
+      const ids = await stage(
+        'rvq',
+        rvqInput,
+        async () => {
+          const out = await runRvqStage(ctx, words, vectors, embedInput, embedder.modelId)
+          return { value: out.ids, metrics: out.metrics }
+        },
+        async () => {
+          const m = await store.getSemanticIds(run.id, words.map((w) => w.word))
+          return words.map((w) => m.get(w.word) as SemanticId)
+        },
+      )
+
+      // Stage 4.
+      const dslInput = hashOf('dsl-input', rvqInput, this.config.lora, this.config.dsl, this.config.decoderModel ?? this.config.profile, this.config.seed)
+      await stage(
+        'dsl',
+        dslInput,
+        async () => {
+          const out = await runDslStage(ctx, words, ids, rvqInput)
+          return { value: undefined, metrics: out.metrics }
+        },
+        async () => undefined,
+      )
+
+      run.status = 'completed'
+      await ctx.save()
+    } catch (err) {
+      if (opts.signal?.aborted && !(err instanceof CancelledError)) throw new CancelledError('training cancelled; run it again to resume', { cause: err })
+      throw err
+    }
+    for (const s of STAGES) results[s] ??= { status: 'skipped', inputHash: '', metrics: {}, timings: {}, artifacts: {} }
+    return {
+      runId: run.id,
+      configHash,
+      config: this.config,
+      stages: results,
+      durationMs: Date.now() - started,
+      store: { kind: store.kind, location: store.location },
+    }
+  }
+}
