@@ -14,6 +14,7 @@ export * from './cache/index.js'
 export * from './embed/index.js'
 export * from './semantic/index.js'
 export * from './pipeline/index.js'
+export * from './report/index.js'
 export { DSLTrainer, WordGenerator } from './dsl/index.js'
 
 /** Version of the loaded native core; loading it proves the addon for this platform works. */

@@ -113,7 +113,9 @@ fn step() {
     let ids = Tensor::from_vec((0..512u32).map(|i| i * 37 % 40000).collect::<Vec<_>>(), (8, 64), &Device::Cpu).unwrap();
     m.add_adapter(LoraConfig { dropout: 0.05, ..Default::default() }).unwrap();
     m.set_training(true);
+    let cpu = || { let st = std::fs::read_to_string("/proc/self/stat").unwrap(); let f: Vec<&str> = st.rsplit(')').next().unwrap().split_whitespace().collect(); (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0 };
     let mut best_f = f64::MAX; let mut best_fb = f64::MAX;
+    let c0 = cpu();
     for _ in 0..8 {
         let s = Instant::now();
         let h = m.final_hidden(&ids, None, None).unwrap();
@@ -122,5 +124,40 @@ fn step() {
         let fb = s.elapsed().as_secs_f64();
         best_f = best_f.min(f); best_fb = best_fb.min(fb);
     }
+    eprintln!("cpu per fwd+bwd: {:.1} ms", (cpu() - c0) / 8.0 * 1e3);
     eprintln!("4 layers, 8x64, LoRA dropout: best forward {:.1} ms, best fwd+bwd {:.1} ms", best_f * 1e3, best_fb * 1e3);
+}
+
+fn cpu_now() -> f64 { let st = std::fs::read_to_string("/proc/self/stat").unwrap(); let f: Vec<&str> = st.rsplit(')').next().unwrap().split_whitespace().collect(); (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0 }
+fn cput<F: FnMut() -> R, R>(what: &str, n: usize, mut f: F) {
+    std::hint::black_box(f());
+    let c = cpu_now();
+    for _ in 0..n { std::hint::black_box(f()); }
+    eprintln!("{what}: {:.2} ms cpu", (cpu_now() - c) * 1e3 / n as f64);
+}
+
+#[test]
+#[ignore]
+fn ab() {
+    use wotd_native::nn::rotary::{RotaryConfig, RotaryEmbedding};
+    use wotd_native::nn::causal_attention::{plan_step, softmax_last_dim};
+    use wotd_native::nn::frozen_linear::{broadcast_const, ConstOp};
+    use wotd_native::nn::mlp::swiglu;
+    use candle_core::{Var, D};
+    let dev = Device::Cpu;
+    let rope = RotaryEmbedding::new(&RotaryConfig::from_hf_config(&serde_json::json!({"rope_theta": 100000.0}), 64).unwrap()).unwrap();
+    let plan = plan_step(8, 64, None, &[], &[], None, &dev).unwrap();
+    let t = rope.tables(&plan.positions, 8, 64, &dev).unwrap();
+    let q = Var::from_tensor(&Tensor::randn(0f32, 1., (8, 9, 64, 64), &dev).unwrap()).unwrap();
+    let old_rope = |x: &Tensor| { let x1 = x.narrow(D::Minus1, 0, 32).unwrap(); let x2 = x.narrow(D::Minus1, 32, 32).unwrap();
+        let r = Tensor::cat(&[&x2.neg().unwrap(), &x1], D::Minus1).unwrap(); (x.broadcast_mul(&t.cos).unwrap() + r.broadcast_mul(&t.sin).unwrap()).unwrap() };
+    cput("rope old fwd+bwd", 20, || old_rope(q.as_tensor()).sum_all().unwrap().backward().unwrap());
+    cput("rope new fwd+bwd", 20, || rope.apply(q.as_tensor(), &t).unwrap().sum_all().unwrap().backward().unwrap());
+    let mask = plan.mask.clone().unwrap();
+    cput("mask old + softmax fwd+bwd", 20, || softmax_last_dim(&q.as_tensor().broadcast_add(&mask).unwrap()).unwrap().sum_all().unwrap().backward().unwrap());
+    cput("mask new + softmax fwd+bwd", 20, || softmax_last_dim(&broadcast_const(q.as_tensor(), &mask, ConstOp::Add).unwrap()).unwrap().sum_all().unwrap().backward().unwrap());
+    let g = Var::from_tensor(&Tensor::randn(0f32, 1., (8, 64, 1536), &dev).unwrap()).unwrap();
+    let u = Var::from_tensor(&Tensor::randn(0f32, 1., (8, 64, 1536), &dev).unwrap()).unwrap();
+    cput("swiglu old fwd+bwd", 20, || (g.as_tensor().silu().unwrap() * u.as_tensor()).unwrap().sum_all().unwrap().backward().unwrap());
+    cput("swiglu new fwd+bwd", 20, || swiglu(g.as_tensor(), u.as_tensor()).unwrap().sum_all().unwrap().backward().unwrap());
 }

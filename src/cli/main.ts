@@ -6,6 +6,7 @@ import { Command, CommanderError } from 'commander'
 import { readFileSync } from 'node:fs'
 import { reportError } from './output.js'
 import { registerModels } from './commands/models.js'
+import { registerReport } from './commands/report.js'
 import { registerCorpus } from './commands/corpus.js'
 import { registerInference } from './commands/inference.js'
 import { registerRuns } from './commands/runs.js'
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerInference(program)
   registerRuns(program)
   registerModels(program)
+  registerReport(program)
   return program
 }
 

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto'
 import { mkdir } from 'node:fs/promises'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { BGEEmbedder } from '../embed/index.js'
 import { InvalidInputError, StoreError } from '../errors.js'
 import { parsePattern, formatPattern, preferenceToId, type SemanticEncoder, type SemanticId } from '../semantic/index.js'
@@ -147,8 +147,8 @@ export class WOTDModel {
       const dir = join(this.workDir(), 'adapter')
       await mkdir(dir, { recursive: true })
       for (const [role, ref] of Object.entries(this.run.stages.dsl?.artifacts ?? {})) {
-        if (!role.startsWith('adapter/')) continue
-        await this.store.getArtifactToFile(ref.name, join(dir, role.slice('adapter/'.length)), { sha256: ref.sha256 })
+        if (!role.startsWith('adapter_')) continue
+        await this.store.getArtifactToFile(ref.name, join(dir, basename(ref.name)), { sha256: ref.sha256 })
       }
       const base = String((this.run.stages.dsl?.metrics as { baseModel?: string } | undefined)?.baseModel ?? '')
       return WordGenerator.load({ baseModel: base, adapterDir: dir, quantize: 'q8_0' })

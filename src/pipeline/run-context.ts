@@ -29,3 +29,12 @@ export function stageRecord(ctx: RunContext, stage: StageName): StageRecord {
 export function artifactName(runId: string, name: string): string {
   return `runs/${runId}/${name}`
 }
+
+/**
+ * The key of an artifact in a stage's `artifacts` map: stores refuse `.` in document keys
+ * (FerretDB does), so `adapter_model.safetensors` of group `adapter` becomes
+ * `adapter_adapter_model_safetensors`; the file name itself stays in the artifact's name.
+ */
+export function artifactRole(group: string, file: string): string {
+  return `${group}_${file.replace(/[^A-Za-z0-9_-]/g, '_')}`
+}

@@ -197,38 +197,111 @@ impl Embedder {
             truncated: encoded.iter().map(|(_, t)| *t).collect(),
             token_counts: lengths.clone(),
         };
-        let pad = self.model.pad_token_id();
+        let batches = plan_batches(&lengths, batch_size);
+        let workers = worker_count().min(batches.len()).max(1);
         let mut done = 0;
-        for batch in plan_batches(&lengths, batch_size) {
-            if cancelled() {
-                return Err(WotdError::Cancelled);
+        if workers == 1 {
+            for batch in &batches {
+                if cancelled() {
+                    return Err(WotdError::Cancelled);
+                }
+                let rows = self.embed_batch(batch, &encoded)?;
+                for (&i, row) in batch.iter().zip(rows) {
+                    out.vectors[i * dim..(i + 1) * dim].copy_from_slice(&row);
+                }
+                done += batch.len();
+                progress(done, n);
             }
-            let seq = batch.iter().map(|&i| lengths[i]).max().unwrap_or(1).max(1);
-            let mut ids = Vec::with_capacity(batch.len() * seq);
-            let mut mask = Vec::with_capacity(batch.len() * seq);
-            for &i in &batch {
-                let row = &encoded[i].0;
-                ids.extend_from_slice(row);
-                ids.extend(std::iter::repeat_n(pad, seq - row.len()));
-                mask.extend(std::iter::repeat_n(1u32, row.len()));
-                mask.extend(std::iter::repeat_n(0u32, seq - row.len()));
+            return Ok(out);
+        }
+        // Several batches in flight: while one thread runs the element-wise ops of its batch
+        // (single-threaded in candle), the other's matmul keeps the second core busy. Workers
+        // take batches in order from a shared counter and send rows back here, where output
+        // and progress stay on the caller's thread.
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        let (tx, rx) = std::sync::mpsc::channel::<Result<(usize, Vec<Vec<f32>>)>>();
+        std::thread::scope(|scope| -> Result<()> {
+            for _ in 0..workers {
+                let tx = tx.clone();
+                let (next, stop, batches, encoded) = (&next, &stop, &batches, &encoded);
+                scope.spawn(move || loop {
+                    if stop.load(Ordering::Relaxed) || cancelled() {
+                        break;
+                    }
+                    let b = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(batch) = batches.get(b) else { break };
+                    let r = self.embed_batch(batch, encoded).map(|rows| (b, rows));
+                    let failed = r.is_err();
+                    if tx.send(r).is_err() || failed {
+                        break;
+                    }
+                });
             }
-            let ids = Tensor::from_vec(ids, (batch.len(), seq), &self.device)?;
-            let mask = Tensor::from_vec(mask, (batch.len(), seq), &self.device)?;
-            let hidden = self.model.forward(&ids, &mask)?;
-            let mut pooled = pool(&hidden, &mask, self.info.pooling)?;
-            if self.info.normalize {
-                pooled = l2_normalize(&pooled)?;
+            drop(tx);
+            let mut result = Ok(());
+            for msg in rx {
+                if result.is_ok() && cancelled() {
+                    stop.store(true, Ordering::Relaxed);
+                    result = Err(WotdError::Cancelled);
+                }
+                if result.is_err() {
+                    continue; // drain until the workers have stopped
+                }
+                match msg {
+                    Ok((b, rows)) => {
+                        for (&i, row) in batches[b].iter().zip(rows) {
+                            out.vectors[i * dim..(i + 1) * dim].copy_from_slice(&row);
+                        }
+                        done += batches[b].len();
+                        progress(done, n);
+                    }
+                    Err(e) => {
+                        stop.store(true, Ordering::Relaxed);
+                        result = Err(e);
+                    }
+                }
             }
-            let rows = pooled.to_vec2::<f32>()?;
-            for (&i, row) in batch.iter().zip(rows) {
-                out.vectors[i * dim..(i + 1) * dim].copy_from_slice(&row);
-            }
-            done += batch.len();
-            progress(done, n);
+            result
+        })?;
+        if done < n {
+            // Workers only stop early on cancellation or an error, and an error returned above.
+            return Err(WotdError::Cancelled);
         }
         Ok(out)
     }
+
+    /// Pads one batch to its longest member, encodes, pools and normalises it.
+    fn embed_batch(&self, batch: &[usize], encoded: &[(Vec<u32>, bool)]) -> Result<Vec<Vec<f32>>> {
+        let pad = self.model.pad_token_id();
+        let seq = batch.iter().map(|&i| encoded[i].0.len()).max().unwrap_or(1).max(1);
+        let mut ids = Vec::with_capacity(batch.len() * seq);
+        let mut mask = Vec::with_capacity(batch.len() * seq);
+        for &i in batch {
+            let row = &encoded[i].0;
+            ids.extend_from_slice(row);
+            ids.extend(std::iter::repeat_n(pad, seq - row.len()));
+            mask.extend(std::iter::repeat_n(1u32, row.len()));
+            mask.extend(std::iter::repeat_n(0u32, seq - row.len()));
+        }
+        let ids = Tensor::from_vec(ids, (batch.len(), seq), &self.device)?;
+        let mask = Tensor::from_vec(mask, (batch.len(), seq), &self.device)?;
+        let hidden = self.model.forward(&ids, &mask)?;
+        let mut pooled = pool(&hidden, &mask, self.info.pooling)?;
+        if self.info.normalize {
+            pooled = l2_normalize(&pooled)?;
+        }
+        Ok(pooled.to_vec2::<f32>()?)
+    }
+}
+
+/// Batches embedded concurrently: `WOTD_EMBED_WORKERS`, else 2 when the machine has two or
+/// more cores (more only adds contention: matmuls already use every core).
+fn worker_count() -> usize {
+    if let Some(n) = std::env::var("WOTD_EMBED_WORKERS").ok().and_then(|v| v.trim().parse::<usize>().ok()) {
+        return n.max(1);
+    }
+    std::thread::available_parallelism().map(|n| n.get().min(2)).unwrap_or(1)
 }
 
 /// candle splits element-wise ops of 64K+ elements over a spin-waiting barrier pool of

@@ -246,7 +246,11 @@ fn progress_is_reported_per_batch_and_cancel_stops() -> Result<()> {
     let texts: Vec<String> = (0..10).map(|i| format!("word number {i}")).collect();
     let mut seen = Vec::new();
     e.embed(&texts, 3, &mut |d, t| seen.push((d, t)), None)?;
-    assert_eq!(seen, vec![(3, 10), (6, 10), (9, 10), (10, 10)]);
+    // One call per batch (4 batches of at most 3), cumulative, ending at the total; batches may
+    // finish out of order when several are in flight.
+    assert_eq!(seen.len(), 4);
+    assert!(seen.windows(2).all(|w| w[0].0 < w[1].0) && seen.iter().all(|&(_, t)| t == 10));
+    assert_eq!(seen.last(), Some(&(10, 10)));
 
     let cancel = AtomicBool::new(false);
     let mut batches = 0;
@@ -262,7 +266,8 @@ fn progress_is_reported_per_batch_and_cancel_stops() -> Result<()> {
         )
         .unwrap_err();
     assert_eq!(err.code(), "CANCELLED");
-    assert_eq!(batches, 1, "work went on after the cancel flag was set");
+    // Batches already in flight finish; nothing new starts.
+    assert!(batches < 4, "work went on after the cancel flag was set ({batches} batches)");
     Ok(())
 }
 

@@ -227,3 +227,12 @@ mod tests {
         assert!(GenerateOptions::greedy(4).validate().is_ok());
     }
 }
+
+pub mod engine;
+pub mod merge;
+pub mod quantized;
+pub mod trie;
+pub mod word_generator;
+pub mod words;
+
+pub use word_generator::{GeneratorOptions, EngineOptions, PromptVocab, Weights, WordGeneration, WordGenerator, WordOptions};

@@ -15,7 +15,7 @@ pub const MAX_WORD_CHARS: usize = 24;
 
 /// Characters that end one list item and start the next.
 fn is_separator(c: char) -> bool {
-    matches!(c, ',' | ';' | '\n' | '\r' | '\t' | '|' | '/' | '•' | '·' | '，' | '、' | '；' | '\u{2022}')
+    matches!(c, ',' | ';' | '\n' | '\r' | '\t' | '|' | '/' | '•' | '·' | '，' | '、' | '；')
 }
 
 /// The list items of a completion, in order, as written (not normalised). Special-token text
@@ -50,7 +50,7 @@ fn strip_marker(item: &str) -> &str {
     }
     s = s.trim_start_matches(['-', '*', '#', '>', '–', '—']).trim_start();
     for conj in ["and ", "or "] {
-        if s.len() > conj.len() && s[..conj.len()].eq_ignore_ascii_case(conj) {
+        if s.len() > conj.len() && s.get(..conj.len()).is_some_and(|h| h.eq_ignore_ascii_case(conj)) {
             s = s[conj.len()..].trim_start();
         }
     }
@@ -223,6 +223,7 @@ mod tests {
             ("café, naïve, Ångström", &["café", "naïve", "ångström"]),
             ("lucid<|im_end|>serene<|im_start|>", &["lucid", "serene"]),
             ("lucid、serene，umbra", &["lucid", "serene", "umbra"]),
+            ("��, om�, ünd, andré", &["ünd", "andré"]),
         ];
         for (text, want) in table {
             assert_eq!(words(text), want.to_vec(), "{text:?}");

@@ -40,7 +40,7 @@ const TOKEN_CONTROL: i32 = 3;
 const TOKEN_USER_DEFINED: i32 = 4;
 const TOKEN_UNUSED: i32 = 5;
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct GgufExportOptions {
     /// Storage type of the weight matrices (default Q8_0).
     pub dtype: GgmlDType,

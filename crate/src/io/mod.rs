@@ -17,6 +17,7 @@
 mod mapped;
 
 pub mod gguf;
+pub mod gguf_export;
 pub mod gguf_llama;
 pub mod hub;
 pub mod inspect;

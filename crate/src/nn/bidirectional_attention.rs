@@ -46,8 +46,11 @@ impl BidirectionalSelfAttention {
             })
         };
         let any_bias = query.bias().is_some() || key.bias().is_some() || value.bias().is_some();
-        let weight = Tensor::cat(&[query.weight(), key.weight(), value.weight()], 0)?;
-        let bias = if any_bias { Some(Tensor::cat(&[bias(&query)?, bias(&key)?, bias(&value)?], 0)?) } else { None };
+        // Scores are q.k / sqrt(d); scaling the query projection instead saves a pass over
+        // every score matrix.
+        let scale = 1.0 / ((width / heads) as f64).sqrt();
+        let weight = Tensor::cat(&[&(query.weight() * scale)?, key.weight(), value.weight()], 0)?;
+        let bias = if any_bias { Some(Tensor::cat(&[&(bias(&query)? * scale)?, &bias(&key)?, &bias(&value)?], 0)?) } else { None };
         Ok(Self { qkv: Linear::new(weight, bias)?, output, heads, head_dim: width / heads })
     }
 
@@ -64,8 +67,8 @@ impl BidirectionalSelfAttention {
         // blocks for the batched matmuls.
         let qkv = self.qkv.forward(x)?.reshape((b, s, 3, self.heads, self.head_dim))?.permute((2, 0, 3, 1, 4))?.contiguous()?;
         let (q, k, v) = (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?);
-        let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let mut scores = (q.matmul(&k.t()?)? * scale)?;
+        // The 1/sqrt(d) scale is folded into the query projection (see `new`).
+        let mut scores = q.matmul(&k.t()?)?;
         if let Some(m) = mask_bias {
             scores = scores.broadcast_add(m)?;
         }

@@ -7,11 +7,13 @@
 //!   transformers' `repeat_kv`).
 //! - Softmax is written out with a detached row maximum: the maximum only guards `exp` against
 //!   overflow and cancels mathematically, so its backward would only add rounding noise.
+//! - The additive mask is a constant ([`broadcast_const`]): no gradient is computed for it.
 //! - [`plan_step`] turns a padding mask and the cache's history into position ids and one
 //!   additive mask shared by every layer (`f32::MIN` where a key is hidden, as transformers).
 //!   Right padding (training) and left padding (batched generation) both work: positions count
 //!   real tokens only (`cumsum(mask) - 1`, padding at 1), keys at padded slots are hidden.
 
+use super::frozen_linear::{broadcast_const, ConstOp};
 use super::kv_cache::LayerKv;
 use super::lora::{LoraLinear, LoraMode};
 use super::rotary::{RopeTables, RotaryEmbedding};
@@ -116,7 +118,7 @@ impl CausalSelfAttention {
         let q = q.contiguous()?.reshape((b, kvh, group * t, d))?;
         let scores = (q.matmul(&k.t()?)? * self.scale)?.reshape((b, h, t, total))?;
         let scores = match ctx.mask {
-            Some(m) => scores.broadcast_add(m)?,
+            Some(m) => broadcast_const(&scores, m, ConstOp::Add)?,
             None => scores,
         };
         let probs = softmax_last_dim(&scores)?;

@@ -164,17 +164,14 @@ pub enum ConstOp {
     Mul,
 }
 
-/// `x op c` for `x` `[b, h, ...]` and a constant `c` `[b or 1, 1, ...]` (broadcast over dim 1,
-/// and over dim 0 when its size is 1). Only `x` receives a gradient.
+/// `x op c` for a constant `c` of `x`'s shape, or, for `x` `[b, h, ...]`, of shape
+/// `[b or 1, 1, ...]` (broadcast over dim 1, and over dim 0 when its size is 1). Only `x`
+/// receives a gradient.
 pub fn broadcast_const(x: &Tensor, c: &Tensor, op: ConstOp) -> Result<Tensor> {
     let (xd, cd) = (x.dims(), c.dims());
-    let fits = xd.len() >= 2
-        && cd.len() == xd.len()
-        && (cd[0] == xd[0] || cd[0] == 1)
-        && cd[1] == 1
-        && cd[2..] == xd[2..]
-        && x.dtype() == candle_core::DType::F32
-        && c.dtype() == candle_core::DType::F32;
+    let same = xd == cd;
+    let over_heads = xd.len() >= 2 && cd.len() == xd.len() && (cd[0] == xd[0] || cd[0] == 1) && cd[1] == 1 && cd[2..] == xd[2..];
+    let fits = (same || over_heads) && x.dtype() == candle_core::DType::F32 && c.dtype() == candle_core::DType::F32;
     if !fits {
         return Err(WotdError::InvalidInput(format!("constant {cd:?} cannot be broadcast over the heads of {xd:?}")));
     }
@@ -202,20 +199,24 @@ impl CustomOp1 for HeadConst {
             candle_core::bail!("head-broadcast constant: constant must be an f32 CPU tensor");
         };
         let dims = layout.dims();
-        let (b, h) = (dims[0], dims[1]);
-        let inner: usize = dims[2..].iter().product();
         let c = &c[c_layout.start_offset()..c_layout.start_offset() + self.c.elem_count()];
-        let per_batch = self.c.dims()[0] != 1;
         let mut out = x[start..end].to_vec();
-        for (row, chunk) in out.chunks_exact_mut(inner).enumerate() {
-            let bi = row / h.max(1);
-            let cc = &c[if per_batch { bi * inner } else { 0 }..][..inner];
-            match self.op {
-                ConstOp::Add => chunk.iter_mut().zip(cc).for_each(|(v, k)| *v += k),
-                ConstOp::Mul => chunk.iter_mut().zip(cc).for_each(|(v, k)| *v *= k),
+        // Same shape: one row covering everything; else rows of `inner` per (batch, head).
+        let (h, inner, per_batch) = if self.c.dims() == dims {
+            (1, out.len(), false)
+        } else {
+            (dims[1], dims[2..].iter().product(), self.c.dims()[0] != 1)
+        };
+        if inner > 0 {
+            for (row, chunk) in out.chunks_exact_mut(inner).enumerate() {
+                let bi = row / h.max(1);
+                let cc = &c[if per_batch { bi * inner } else { 0 }..][..inner];
+                match self.op {
+                    ConstOp::Add => chunk.iter_mut().zip(cc).for_each(|(v, k)| *v += k),
+                    ConstOp::Mul => chunk.iter_mut().zip(cc).for_each(|(v, k)| *v *= k),
+                }
             }
         }
-        debug_assert_eq!(out.len(), b * h * inner);
         Ok((CpuStorage::F32(out), layout.shape().clone()))
     }
 
@@ -247,7 +248,10 @@ mod tests {
                 assert!(g.get(&c).is_none());
             }
         }
-        assert!(broadcast_const(x.as_tensor(), &Tensor::zeros((2, 3, 2, 2), candle_core::DType::F32, &dev)?, ConstOp::Add).is_err());
+        let same = Tensor::arange(0f32, 24., &dev)?.reshape((2, 3, 2, 2))?.cos()?;
+        let y = broadcast_const(x.as_tensor(), &same, ConstOp::Mul)?;
+        assert_eq!(y.flatten_all()?.to_vec1::<f32>()?, (x.as_tensor() * &same)?.flatten_all()?.to_vec1::<f32>()?);
+        assert!(broadcast_const(x.as_tensor(), &Tensor::zeros((2, 3, 1, 2), candle_core::DType::F32, &dev)?, ConstOp::Add).is_err());
         Ok(())
     }
 

@@ -1,8 +1,13 @@
 //! Layer normalisation over the last dimension, written out of elementary ops so that every
 //! step records a backward (candle's fused `layer_norm` kernel does not).
+//!
+//! Pure inference (no input or weight tracked for gradients: frozen encoders embedding text)
+//! takes a fused one-pass kernel instead, since the composed form costs nine passes over the
+//! activations and layer norms were a visible share of an embedding batch. Whenever anything
+//! is tracked, the composed path runs, so gradients are never silently cut.
 
 use crate::error::{Result, WotdError};
-use candle_core::{DType, Tensor, D};
+use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor, D};
 
 #[derive(Clone, Debug)]
 pub struct LayerNorm {
@@ -29,6 +34,9 @@ impl LayerNorm {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if let Some(y) = self.forward_fused(x)? {
+            return Ok(y);
+        }
         // Statistics in f32 even for half-precision input: the variance of a 1024-wide row
         // loses most of its digits in f16.
         let in_dtype = x.dtype();
@@ -43,6 +51,58 @@ impl LayerNorm {
             Some(b) => y.broadcast_add(b)?,
             None => y,
         })
+    }
+}
+
+impl LayerNorm {
+    /// The fused kernel, when it applies (f32 on CPU, nothing tracked); `None` otherwise.
+    fn forward_fused(&self, x: &Tensor) -> Result<Option<Tensor>> {
+        let tracked = x.track_op() || self.weight.track_op() || self.bias.as_ref().is_some_and(|b| b.track_op());
+        if tracked || x.dtype() != DType::F32 || !matches!(x.device(), Device::Cpu) || self.weight.dtype() != DType::F32 {
+            return Ok(None);
+        }
+        let weight = self.weight.to_vec1::<f32>()?;
+        let bias = match &self.bias {
+            Some(b) => b.to_dtype(DType::F32)?.to_vec1::<f32>()?,
+            None => vec![0f32; weight.len()],
+        };
+        let op = FusedLayerNorm { weight, bias, eps: self.eps as f32 };
+        Ok(Some(x.contiguous()?.apply_op1_no_bwd(&op)?))
+    }
+}
+
+struct FusedLayerNorm {
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    eps: f32,
+}
+
+impl CustomOp1 for FusedLayerNorm {
+    fn name(&self) -> &'static str {
+        "wotd-layer-norm-inference"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let n = self.weight.len();
+        let dims = layout.shape().dims();
+        if dims.last() != Some(&n) {
+            return Err(candle_core::Error::Msg(format!("layer norm of width {n} applied to shape {dims:?}")));
+        }
+        let (start, end) = layout
+            .contiguous_offsets()
+            .ok_or_else(|| candle_core::Error::Msg("layer norm: input must be contiguous".into()))?;
+        let src = &storage.as_slice::<f32>()?[start..end];
+        let mut out = vec![0f32; src.len()];
+        for (row, dst) in src.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
+            // Two passes, as the composed path: mean first, then the centred variance.
+            let mean = row.iter().sum::<f32>() / n as f32;
+            let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n as f32;
+            let inv = 1.0 / (var + self.eps).sqrt();
+            for (((d, &v), &w), &b) in dst.iter_mut().zip(row).zip(&self.weight).zip(&self.bias) {
+                *d = (v - mean) * inv * w + b;
+            }
+        }
+        Ok((CpuStorage::F32(out), layout.shape().clone()))
     }
 }
 
@@ -64,6 +124,22 @@ mod tests {
         }
         // A constant row has zero variance; eps keeps it finite.
         assert_eq!(y[1], vec![0., 0., 0., 1.]);
+        Ok(())
+    }
+
+    #[test]
+    fn fused_inference_path_matches_the_composed_one() -> Result<()> {
+        let dev = Device::Cpu;
+        let x = Tensor::randn(0f32, 3., (7, 33), &dev)?;
+        let w = Tensor::randn(1f32, 0.5, 33, &dev)?;
+        let b = Tensor::randn(0f32, 0.5, 33, &dev)?;
+        let ln = LayerNorm::new(w.clone(), Some(b.clone()), 1e-5)?;
+        let fused = ln.forward(&x)?;
+        // Tracking the input forces the composed path.
+        let xv = Var::from_tensor(&x)?;
+        let composed = ln.forward(xv.as_tensor())?;
+        let diff = (fused - composed)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert!(diff < 1e-5, "fused and composed layer norms differ by {diff}");
         Ok(())
     }
 

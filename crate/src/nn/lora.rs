@@ -11,7 +11,7 @@
 //!   `base_model.model.<module path>.lora_{A,B}.weight` and an `adapter_config.json` that PEFT's
 //!   `PeftModel.from_pretrained` accepts.
 
-use super::frozen_linear::FrozenLinear;
+use super::frozen_linear::{broadcast_const, ConstOp, FrozenLinear};
 use crate::error::{Context, Result, WotdError};
 use candle_core::{DType, Device, Tensor, Var};
 use serde_json::{json, Value};
@@ -372,23 +372,35 @@ impl LoraLinear {
         };
         let in_f = self.in_features();
         let rows = x.elem_count() / in_f;
-        let low = x.reshape((rows, in_f))?.matmul(&a.t()?)?.matmul(&b.t()?)?;
-        let low = (low * ad.scale)?.reshape(y.shape())?;
+        // Scaling the rank-r intermediate instead of the output: same product, r/out the work.
+        let low = (x.reshape((rows, in_f))?.matmul(&a.t()?)? * ad.scale)?.matmul(&b.t()?)?;
+        let low = low.reshape(y.shape())?;
         Ok((y + low)?)
     }
 }
 
-/// Inverted dropout: zero with probability `p`, scale survivors by `1 / (1 - p)`.
+/// Inverted dropout: zero with probability `p`, scale survivors by `1 / (1 - p)`. Each 64-bit
+/// draw decides four elements (16 bits each, so `p` is resolved to 1/65536): masks are drawn for
+/// every adapted projection of every step, and one draw per element was a visible cost.
 fn dropout(x: &Tensor, p: f64, rng: &Mutex<SeededRng>) -> Result<Tensor> {
-    let keep = (1.0 - p) as f32;
-    let scale = 1.0 / keep;
+    let keep = 1.0 - p;
+    let scale = (1.0 / keep) as f32;
+    let threshold = (keep * 65536.0).round() as u64;
     let n = x.elem_count();
     let mask: Vec<f32> = {
         let mut rng = rng.lock().map_err(|_| WotdError::Panic("dropout RNG lock poisoned".into()))?;
-        (0..n).map(|_| if rng.next_f32() < keep { scale } else { 0.0 }).collect()
+        let mut out = Vec::with_capacity(n + 3);
+        while out.len() < n {
+            let r = rng.next_u64();
+            for k in 0..4 {
+                out.push(if (r >> (16 * k)) & 0xFFFF < threshold { scale } else { 0.0 });
+            }
+        }
+        out.truncate(n);
+        out
     };
     let mask = Tensor::from_vec(mask, x.shape(), x.device())?;
-    Ok((x * mask)?)
+    broadcast_const(x, &mask, ConstOp::Mul)
 }
 
 /// PEFT file keys of the adapter on module `path`.

@@ -1,14 +1,19 @@
 //! Rotary position embeddings in Hugging Face's `rotate_half` layout (pairs `i, i + d/2`),
 //! with the default frequencies and Phi-3's `longrope` scaling.
 //!
-//! The rotation is `x * cos + rotate_half(x) * sin`, built from `narrow`/`neg`/`cat`/`mul`,
-//! every one of which has a backward; candle's fused `rope` kernels have none.
+//! The rotation is `x * cos + rotate_half(x) * sin`, composed of ops that all have a backward
+//! (candle's fused `rope` kernels have none). `rotate_half(x) = cat(-x2, x1)` is applied as the
+//! exact signed permutation matrix it is, through a [`FrozenLinear`]: one small matmul whose
+//! backward is one more, where `narrow`/`neg`/`cat` would cost a zero-padded copy per `narrow`
+//! in the backward pass. `cos`/`sin` multiply as constants ([`broadcast_const`]), so no gradient
+//! is computed for the tables.
 //!
 //! `longrope` follows transformers: per forward call, `seq_len = max(position) + 1` over the
 //! whole batch picks the long factors when it exceeds `original_max_position_embeddings`, else
 //! the short ones; with a KV cache the choice is re-made per call, so keys cached before a switch
 //! keep their earlier rotation. The attention factor multiplies both `cos` and `sin`.
 
+use super::frozen_linear::{broadcast_const, ConstOp, FrozenLinear};
 use crate::error::{Result, WotdError};
 use candle_core::{Device, Tensor, D};
 use serde_json::Value;
@@ -109,6 +114,8 @@ pub struct RotaryEmbedding {
     /// Long-factor frequencies and the length above which they apply.
     long: Option<(Vec<f32>, usize)>,
     attention_scaling: f32,
+    /// `rotate_half` as a `[rotary_dim, rotary_dim]` signed permutation.
+    rotate_half: FrozenLinear,
 }
 
 impl RotaryEmbedding {
@@ -141,7 +148,14 @@ impl RotaryEmbedding {
                 (freqs(Some(short_factor)), Some((freqs(Some(long_factor)), orig)), attn as f32)
             }
         };
-        Ok(Self { head_dim: cfg.head_dim, rotary_dim: cfg.rotary_dim, inv_freq, long, attention_scaling })
+        let d = cfg.rotary_dim;
+        let mut perm = vec![0f32; d * d];
+        for j in 0..half {
+            perm[j * d + j + half] = -1.0; // out j = -x[j + d/2]
+            perm[(j + half) * d + j] = 1.0; // out j + d/2 = x[j]
+        }
+        let rotate_half = FrozenLinear::new(Tensor::from_vec(perm, (d, d), &Device::Cpu)?, None)?;
+        Ok(Self { head_dim: cfg.head_dim, rotary_dim: cfg.rotary_dim, inv_freq, long, attention_scaling, rotate_half })
     }
 
     /// The frequencies used at short lengths (all lengths for default RoPE).
@@ -187,20 +201,18 @@ impl RotaryEmbedding {
             return Err(WotdError::InvalidInput(format!("rotary of head dim {} applied to {:?}", self.head_dim, x.dims())));
         }
         if self.rotary_dim == self.head_dim {
-            return rotate(x, tables);
+            return self.rotate(x, tables);
         }
         let rot = x.narrow(D::Minus1, 0, self.rotary_dim)?;
         let pass = x.narrow(D::Minus1, self.rotary_dim, self.head_dim - self.rotary_dim)?;
-        Ok(Tensor::cat(&[&rotate(&rot, tables)?, &pass], D::Minus1)?)
+        Ok(Tensor::cat(&[&self.rotate(&rot, tables)?, &pass], D::Minus1)?)
     }
-}
 
-fn rotate(x: &Tensor, t: &RopeTables) -> Result<Tensor> {
-    let d = x.dims()[x.rank() - 1];
-    let x1 = x.narrow(D::Minus1, 0, d / 2)?;
-    let x2 = x.narrow(D::Minus1, d / 2, d / 2)?;
-    let rotated = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
-    Ok((x.broadcast_mul(&t.cos)? + rotated.broadcast_mul(&t.sin)?)?)
+    fn rotate(&self, x: &Tensor, t: &RopeTables) -> Result<Tensor> {
+        let x = x.contiguous()?;
+        let rotated = self.rotate_half.forward(&x)?;
+        Ok((broadcast_const(&x, &t.cos, ConstOp::Mul)? + broadcast_const(&rotated, &t.sin, ConstOp::Mul)?)?)
+    }
 }
 
 #[cfg(test)]
@@ -246,6 +258,39 @@ mod tests {
         let sc = short.sin.flatten_all()?.to_vec1::<f32>()?[4 + 1];
         let lg = long.sin.flatten_all()?.to_vec1::<f32>()?[4 + 1];
         assert!((sc - (0.005f32).sin() * scale).abs() < 1e-7 && (lg - (0.00125f32).sin() * scale).abs() < 1e-7);
+        Ok(())
+    }
+
+    /// The textbook form: `narrow`/`neg`/`cat` and broadcast multiplications.
+    fn reference(x: &Tensor, t: &RopeTables) -> Result<Tensor> {
+        let d = x.dims()[x.rank() - 1];
+        let x1 = x.narrow(D::Minus1, 0, d / 2)?;
+        let x2 = x.narrow(D::Minus1, d / 2, d / 2)?;
+        let rotated = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
+        Ok((x.broadcast_mul(&t.cos)? + rotated.broadcast_mul(&t.sin)?)?)
+    }
+
+    #[test]
+    fn permutation_form_equals_the_textbook_rotate_half_in_value_and_gradient() -> Result<()> {
+        let dev = Device::Cpu;
+        let cfg = json!({"rope_theta": 10000.0, "max_position_embeddings": 64, "original_max_position_embeddings": 8,
+            "rope_scaling": {"type": "longrope", "short_factor": [1.0, 1.5, 2.0, 3.0], "long_factor": [2.0, 3.0, 5.0, 9.0]}});
+        let rope = RotaryEmbedding::new(&RotaryConfig::from_hf_config(&cfg, 8)?)?;
+        let (b, h, t) = (2, 3, 10);
+        let data: Vec<f32> = (0..b * h * t * 8).map(|i| ((i as f32) * 0.37).sin()).collect();
+        let x = Var::from_tensor(&Tensor::from_vec(data, (b, t, h, 8), &dev)?.transpose(1, 2)?)?; // strided, like q
+        let positions: Vec<i64> = (0..(b * t) as i64).map(|i| i % t as i64 + 3).collect();
+        let tables = rope.tables(&positions, b, t, &dev)?;
+        assert!(tables.long);
+        let ours = rope.apply(x.as_tensor(), &tables)?;
+        let want = reference(x.as_tensor(), &tables)?;
+        assert_eq!(ours.flatten_all()?.to_vec1::<f32>()?, want.flatten_all()?.to_vec1::<f32>()?);
+        let w = Tensor::arange(0f32, (b * h * t * 8) as f32, &dev)?.reshape((b, h, t, 8))?.cos()?;
+        let g = (&ours * &w)?.sum_all()?.backward()?.get(&x).unwrap().flatten_all()?.to_vec1::<f32>()?;
+        let g_ref = (&want * &w)?.sum_all()?.backward()?.get(&x).unwrap().flatten_all()?.to_vec1::<f32>()?;
+        for (a, r) in g.iter().zip(&g_ref) {
+            assert!((a - r).abs() < 1e-6, "{a} vs {r}");
+        }
         Ok(())
     }
 

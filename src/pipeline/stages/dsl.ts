@@ -16,7 +16,7 @@ import type { ArtifactRef } from '../../store/index.js'
 import type { WOTDWord } from '../../types.js'
 import { COMPLEXITIES, ERAS, STYLES } from '../../types.js'
 import { hashOf, type TrainingConfig } from '../config.js'
-import { artifactName, type RunContext } from '../run-context.js'
+import { artifactName, artifactRole, type RunContext } from '../run-context.js'
 
 export interface DslOutput {
   hash: string
@@ -94,13 +94,13 @@ export async function runDslStage(ctx: RunContext, words: WOTDWord[], ids: Seman
   const artifacts: Record<string, ArtifactRef> = {}
   for (const f of await readdir(adapterDir)) {
     const info = await ctx.store.putArtifact(artifactName(ctx.run.id, `adapter/${f}`), await readFile(join(adapterDir, f)))
-    artifacts[`adapter/${f}`] = { name: info.name, sha256: info.sha256, size: info.size }
+    artifacts[artifactRole('adapter', f)] = { name: info.name, sha256: info.sha256, size: info.size }
   }
   for (const f of ['dsl_prompt.json']) {
     const p = join(outDir, f)
     if (existsSync(p)) {
       const info = await ctx.store.putArtifact(artifactName(ctx.run.id, `dsl/${f}`), await readFile(p))
-      artifacts[`dsl/${f}`] = { name: info.name, sha256: info.sha256, size: info.size }
+      artifacts[artifactRole('dsl', f)] = { name: info.name, sha256: info.sha256, size: info.size }
     }
   }
   ctx.run.stages.dsl.artifacts = artifacts

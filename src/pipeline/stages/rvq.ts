@@ -4,12 +4,12 @@
  * written to the store's `semantic_ids`.
  */
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { SemanticEncoder, type SemanticId } from '../../semantic/index.js'
 import type { ArtifactRef } from '../../store/index.js'
 import type { WOTDWord } from '../../types.js'
 import { hashOf } from '../config.js'
-import { artifactName, type RunContext } from '../run-context.js'
+import { artifactName, artifactRole, type RunContext } from '../run-context.js'
 
 export interface RvqOutput {
   encoder: SemanticEncoder
@@ -55,7 +55,7 @@ export async function runRvqStage(
   const artifacts: Record<string, ArtifactRef> = {}
   for (const f of await readdir(dir)) {
     const info = await ctx.store.putArtifact(artifactName(ctx.run.id, `rvq/${f}`), await readFile(join(dir, f)))
-    artifacts[`rvq/${f}`] = { name: info.name, sha256: info.sha256, size: info.size }
+    artifacts[artifactRole('rvq', f)] = { name: info.name, sha256: info.sha256, size: info.size }
   }
   await ctx.store.putSemanticIds(
     ctx.run.id,
@@ -71,8 +71,8 @@ export async function loadRunEncoder(ctx: Pick<RunContext, 'store' | 'workDir'>,
   const dir = join(ctx.workDir, 'rvq')
   await mkdir(dir, { recursive: true })
   for (const [role, ref] of Object.entries(artifacts)) {
-    if (!role.startsWith('rvq/')) continue
-    await ctx.store.getArtifactToFile(ref.name, join(dir, role.slice(4)), { sha256: ref.sha256 })
+    if (!role.startsWith('rvq_')) continue
+    await ctx.store.getArtifactToFile(ref.name, join(dir, basename(ref.name)), { sha256: ref.sha256 })
   }
   return SemanticEncoder.load(dir)
 }
