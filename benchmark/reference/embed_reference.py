@@ -32,13 +32,18 @@ def main() -> None:
     # Warm-up on other text, as the Rust side does, so neither pays one-time costs in the timing.
     model.encode([f"warm up {i}" for i in range(64)], batch_size=job["batch_size"])
     runs = []
+    cpu = []
     for _ in range(int(job.get("repeats", 1))):
+        c = time.process_time()
         t = time.perf_counter()
         vecs = model.encode(words, batch_size=job["batch_size"], normalize_embeddings=True, convert_to_numpy=True)
         runs.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
     print(json.dumps({
         "load_s": load_s,
         "seconds": runs,
+        "cpu_seconds": cpu,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "dim": int(vecs.shape[1]),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "threads": torch.get_num_threads(),

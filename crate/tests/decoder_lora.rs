@@ -121,6 +121,11 @@ fn saved_adapter_is_peft_format_and_reloads_identically() {
         for (k, t) in &peft {
             assert_eq!(max_abs_diff(&ours[k], t), 0.0, "{k}");
         }
+        // transformers/PEFT expect the `format: pt` metadata in the header.
+        let bytes = std::fs::read(dir.join(ADAPTER_WEIGHTS)).unwrap();
+        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+        assert_eq!(header["__metadata__"]["format"], "pt");
         let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join(ADAPTER_CONFIG)).unwrap()).unwrap();
         let fixture_cfg: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(fixture(arch).join("lora").join(ADAPTER_CONFIG)).unwrap()).unwrap();

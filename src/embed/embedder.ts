@@ -37,7 +37,7 @@ export interface EmbedProgress {
 }
 
 export interface EmbedOptions {
-  /** Texts per forward pass (default 32); batches are grouped by token count. */
+  /** Texts per forward pass (default 64); batches are grouped by token count. */
   batchSize?: number
   onProgress?: (p: EmbedProgress) => void
   /** Aborting stops the work between batches with a `CancelledError`. */
@@ -187,7 +187,7 @@ export class BGEEmbedder {
     if (!Array.isArray(texts) || texts.some((t) => typeof t !== 'string')) {
       throw new InvalidInputError('texts must be an array of strings')
     }
-    const batchSize = opts.batchSize ?? 32
+    const batchSize = opts.batchSize ?? 64
     if (!Number.isInteger(batchSize) || batchSize < 1) throw new InvalidInputError(`batchSize must be a positive integer, got ${batchSize}`)
     const { signal, onProgress } = opts
     if (signal?.aborted) throw new CancelledError('embedding cancelled before it started', { cause: signal.reason })

@@ -54,35 +54,38 @@ export const TrainingConfigSchema = z
     dsl: z
       .object({
         /** Optimizer steps (the loop may stop earlier on the validation loss). */
-        steps: z.number().int().min(1).max(100_000).default(240),
+        steps: z.number().int().min(1).max(100_000).default(60),
         batchSize: z.number().int().min(1).max(256).default(8),
         gradAccum: z.number().int().min(1).max(64).default(1),
-        learningRate: z.number().positive().max(1).default(2e-4),
-        warmupSteps: z.number().int().min(0).default(12),
+        learningRate: z.number().positive().max(1).default(1e-3),
+        warmupSteps: z.number().int().min(0).default(6),
         weightDecay: z.number().min(0).max(1).default(0.0),
         maxGradNorm: z.number().positive().default(1.0),
-        evalEvery: z.number().int().min(1).default(40),
+        evalEvery: z.number().int().min(1).default(20),
         patience: z.number().int().min(1).default(3),
-        checkpointEvery: z.number().int().min(1).default(40),
-        /** Training examples rendered from the corpus (patterns of every specificity). */
-        examples: z.number().int().min(4).max(100_000).default(960),
+        checkpointEvery: z.number().int().min(1).default(20),
+        /**
+         * Patterns sampled per kind (full IDs, 3- and 2-level prefixes, single attributes):
+         * bounds the example set, and so the validation pass, on a 2-core CPU.
+         */
+        maxPatternsPerKind: z.number().int().min(1).max(100_000).default(64),
         /** Words per completion. */
         wordsPerExample: z.number().int().min(1).max(64).default(8),
         validationFraction: z.number().min(0).max(0.5).default(0.1),
       })
       .strict()
       .default({
-        steps: 240,
+        steps: 60,
         batchSize: 8,
         gradAccum: 1,
-        learningRate: 2e-4,
-        warmupSteps: 12,
+        learningRate: 1e-3,
+        warmupSteps: 6,
         weightDecay: 0,
         maxGradNorm: 1,
-        evalEvery: 40,
+        evalEvery: 20,
         patience: 3,
-        checkpointEvery: 40,
-        examples: 960,
+        checkpointEvery: 20,
+        maxPatternsPerKind: 64,
         wordsPerExample: 8,
         validationFraction: 0.1,
       }),

@@ -94,6 +94,10 @@ pub fn is_well_formed(word: &str) -> bool {
 
 /// The normalised word an item stands for, if it is one.
 pub fn normalize_word(item: &str) -> Option<String> {
+    // U+FFFD marks bytes that did not decode: a token cut inside a character, not a word.
+    if item.contains('\u{FFFD}') {
+        return None;
+    }
     let w = normalize(item);
     is_well_formed(&w).then_some(w)
 }

@@ -719,3 +719,58 @@ pub fn masked_lm_loss(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
     let picked = logits.reshape((b * t, v))?.index_select(&idx, 0)?;
     nll_sum(&picked, &targets)?.mean()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn the_model_can_cross_threads() {
+        // Node runs training and generation on worker threads.
+        assert_send_sync::<CausalLm>();
+        assert_send_sync::<KvCache>();
+    }
+
+    #[test]
+    fn configs_parse_per_architecture_and_refuse_what_is_not_implemented() {
+        let llama = json!({"model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+            "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 100, "max_position_embeddings": 64,
+            "tie_word_embeddings": true, "eos_token_id": [2, 7], "rope_theta": 500.0});
+        let c = DecoderConfig::from_hf(&llama).unwrap();
+        assert_eq!((c.architecture, c.head_dim, c.eos_token_ids.clone(), c.tie_word_embeddings), (Architecture::Llama, 16, vec![2, 7], true));
+        assert_eq!(c.rotary.theta, 500.0);
+        let mut phi = llama.clone();
+        phi["model_type"] = json!("phi3");
+        phi["sliding_window"] = json!(2047);
+        phi["tie_word_embeddings"] = json!(false);
+        let p = DecoderConfig::from_hf(&phi).unwrap();
+        assert_eq!((p.architecture, p.sliding_window, p.tie_word_embeddings), (Architecture::Phi3, Some(2047), false));
+        let mut gelu = llama.clone();
+        gelu["hidden_act"] = json!("gelu");
+        assert_eq!(DecoderConfig::from_hf(&gelu).unwrap_err().code(), "UNSUPPORTED");
+        let mut yarn = llama.clone();
+        yarn["rope_scaling"] = json!({"rope_type": "yarn", "factor": 4.0});
+        assert_eq!(DecoderConfig::from_hf(&yarn).unwrap_err().code(), "UNSUPPORTED");
+        let mut bert = llama;
+        bert["model_type"] = json!("bert");
+        assert_eq!(DecoderConfig::from_hf(&bert).unwrap_err().code(), "UNSUPPORTED");
+    }
+
+    #[test]
+    fn labels_shift_by_one_and_ignore_minus_100() {
+        let dev = Device::Cpu;
+        let labels = Tensor::new(&[[-100i64, -100, 5, 6], [-100, 3, -100, 1]], &dev).unwrap();
+        let (rows, targets) = shifted_targets(&labels, 2, 4).unwrap();
+        assert_eq!(rows, vec![1, 2, 4, 6]);
+        assert_eq!(targets, vec![5, 6, 3, 1]);
+        let bad = Tensor::new(&[[0i64, -5]], &dev).unwrap();
+        assert!(shifted_targets(&bad, 1, 2).is_err());
+        // The loss of uniform logits over 4 tokens is ln 4 whatever the targets.
+        let logits = Tensor::zeros((2, 4, 8), DType::F32, &dev).unwrap();
+        let loss = masked_lm_loss(&logits, &labels).unwrap().to_scalar::<f32>().unwrap();
+        assert!((loss - 8f32.ln()).abs() < 1e-6);
+    }
+}

@@ -50,7 +50,7 @@ pub struct CausalSelfAttention {
 
 impl CausalSelfAttention {
     pub fn new(qkv: QkvProjection, o: LoraLinear, num_heads: usize, num_kv_heads: usize, head_dim: usize) -> Result<Self> {
-        if num_heads == 0 || num_kv_heads == 0 || num_heads % num_kv_heads != 0 {
+        if num_heads == 0 || num_kv_heads == 0 || !num_heads.is_multiple_of(num_kv_heads) {
             return Err(WotdError::InvalidInput(format!(
                 "{num_heads} attention heads cannot share {num_kv_heads} key/value heads"
             )));

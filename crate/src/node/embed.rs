@@ -176,7 +176,7 @@ impl NativeEmbedder {
         AsyncTask::new(EmbedTask {
             embedder: self.inner.clone(),
             texts,
-            batch_size: batch_size.unwrap_or(32).max(1) as usize,
+            batch_size: batch_size.unwrap_or(64).max(1) as usize,
             progress: on_progress,
             cancel: cancel.map(|c| c.flag.clone()),
         })

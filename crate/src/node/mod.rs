@@ -3,9 +3,11 @@
 //! whose message starts with `[CODE]` and whose `cause` chain mirrors the Rust source chain;
 //! `src/errors.ts` turns them into typed TS errors.
 
+mod bench;
 mod dsl;
 mod embed;
 mod errors;
+mod generate;
 mod info;
 mod models;
 mod rvq;

@@ -51,6 +51,7 @@ export async function runDslStage(ctx: RunContext, words: WOTDWord[], ids: Seman
     attributeNames: ['style', 'complexity', 'era'],
     attributeValues: [[...STYLES], [...COMPLEXITIES], [...ERAS]],
     maxWords: cfg.dsl.wordsPerExample,
+    maxPatternsPerKind: cfg.dsl.maxPatternsPerKind,
     validationFraction: cfg.dsl.validationFraction,
     lora: { rank: cfg.lora.rank, alpha: cfg.lora.alpha, dropout: cfg.lora.dropout, targetModules: cfg.lora.targetModules },
     steps: cfg.dsl.steps,

@@ -1,0 +1,26 @@
+export {
+  DSLTrainer,
+  type DSLWord,
+  type DSLExample,
+  type DSLTrainData,
+  type DSLLoraOptions,
+  type DSLRunOptions,
+  type DSLSessionOptions,
+  type DSLTrainOptions,
+  type DSLResumeOptions,
+  type DSLTrainResult,
+  type DSLTrainProgress,
+} from './trainer.js'
+export {
+  WordGenerator,
+  generateWordsFromId,
+  mergeAdapter,
+  DEFAULT_DSL_BASE_MODEL,
+  DSL_MANIFEST,
+  type WordGeneratorLoadOptions,
+  type GenerateWordsOptions,
+  type GenerateWordsResult,
+  type MergeAdapterOptions,
+  type PatternInput,
+  type Quantize,
+} from './generator.js'
