@@ -117,9 +117,9 @@ export function referencePythons(root: string): { torch: ReturnType<typeof findP
 }
 
 /** Runs `python script job.json` and parses the last stdout line as JSON. */
-export function runPythonJson<T>(python: string, script: string, job: unknown, jobPath: string, timeoutMs = 600_000): T {
+export function runPythonJson<T>(python: string, script: string, job: unknown, jobPath: string, env: Record<string, string> = {}, timeoutMs = 600_000): T {
   writeFileSync(jobPath, JSON.stringify(job))
-  const r = spawnSync(python, [script, jobPath], { encoding: 'utf8', maxBuffer: 1 << 26, timeout: timeoutMs, env: { ...process.env, PYTHONWARNINGS: 'ignore' } })
+  const r = spawnSync(python, [script, jobPath], { encoding: 'utf8', maxBuffer: 1 << 26, timeout: timeoutMs, env: { ...process.env, PYTHONWARNINGS: 'ignore', ...env } })
   if (r.error) throw r.error
   if (r.status !== 0) throw new Error(`${script} exited ${r.status}: ${r.stderr.slice(-1500)}`)
   const line = r.stdout.trim().split('\n').pop() ?? ''
@@ -133,5 +133,11 @@ export function percentile(xs: readonly number[], p: number): number | undefined
   return s[i]
 }
 
-export const median = (xs: readonly number[]): number | undefined => percentile(xs, 50)
+/** The middle value (the mean of the two middle ones for an even count). */
+export function median(xs: readonly number[]): number | undefined {
+  if (xs.length === 0) return undefined
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
+}
 export const sum = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0)

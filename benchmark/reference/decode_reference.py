@@ -46,6 +46,7 @@ def main() -> None:
     for prompt in job["prompts"]:
         tokens = llm.tokenize(prompt.encode(), add_bos=False, special=True)
         out = []
+        c = time.process_time()
         t = time.perf_counter()
         first = None
         for tok in llm.generate(
@@ -67,6 +68,7 @@ def main() -> None:
             if len(out) >= int(job["max_tokens"]):
                 break
         end = time.perf_counter()
+        cpu = time.process_time() - c
         n = len(out)
         runs.append({
             "prompt_tokens": len(tokens),
@@ -74,15 +76,30 @@ def main() -> None:
             "prefill_ms": ((first or end) - t) * 1000,
             "decode_ms_per_token": ((end - first) * 1000 / (n - 1)) if first is not None and n > 1 else None,
             "total_ms": (end - t) * 1000,
+            "cpu_ms": cpu * 1000,
             "text": llm.detokenize(out).decode("utf-8", errors="replace"),
         })
     print(json.dumps({
         "load_s": load_s,
         "runs": runs,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "threads": threads,
         "versions": {"python": platform.python_version(), "llama_cpp_python": llama_cpp.__version__},
     }))
+
+
+def peak_rss_mb() -> float:
+    """This process's own peak RSS: VmHWM, which exec resets (ru_maxrss keeps the parent's
+    peak from before the fork, so a child of a big process would report the parent's)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 if __name__ == "__main__":

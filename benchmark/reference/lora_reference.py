@@ -86,7 +86,7 @@ def main() -> None:
     bs = int(job["batch_size"])
     order = list(range(len(encoded)))
     random.shuffle(order)
-    step_s, step_tokens, losses = [], [], []
+    step_s, step_cpu, step_tokens, losses = [], [], [], []
     cursor = 0
     for _ in range(int(job["steps"])):
         if cursor + bs > len(order):
@@ -98,6 +98,7 @@ def main() -> None:
         input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in batch])
         mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in batch])
         labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in batch])
+        c = time.process_time()
         t = time.perf_counter()
         out = model(input_ids=input_ids, attention_mask=mask, labels=labels)
         out.loss.backward()
@@ -105,12 +106,14 @@ def main() -> None:
         opt.step()
         opt.zero_grad(set_to_none=True)
         step_s.append(time.perf_counter() - t)
+        step_cpu.append(time.process_time() - c)
         step_tokens.append(sum(len(ids) for ids, _ in batch))
         losses.append(out.loss.detach().item())
 
     print(json.dumps({
         "load_s": load_s,
         "step_seconds": step_s,
+        "step_cpu_seconds": step_cpu,
         "step_tokens": step_tokens,
         "losses": losses,
         "tokens_per_second": sum(step_tokens) / sum(step_s),
@@ -119,7 +122,8 @@ def main() -> None:
         "base_params": base_params,
         "lora_params": lora_params,
         "torch_matmul_gflops": torch_gflops,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "threads": torch.get_num_threads(),
         "versions": {
             "python": platform.python_version(),
@@ -134,6 +138,19 @@ def _timed(f) -> float:
     t = time.perf_counter()
     f()
     return time.perf_counter() - t
+
+
+def peak_rss_mb() -> float:
+    """This process's own peak RSS: VmHWM, which exec resets (ru_maxrss keeps the parent's
+    peak from before the fork, so a child of a big process would report the parent's)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 if __name__ == "__main__":
