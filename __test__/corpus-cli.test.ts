@@ -65,7 +65,9 @@ test('summary table, WOTD_HOME store, usage errors exit 2, an unfillable request
   t.is(bad[0].code, 2)
   t.regex(bad[0].stderr, /--words-per-corpus must be a whole number/)
   t.is(bad[1].code, 2)
-  t.is(bad[2].code, 2)
+  // No MongoDB listens on 127.0.0.1:27017 here: a StoreError (exit 4), fast.
+  t.is(bad[2].code, 4)
+  t.regex(bad[2].stderr, /STORE/)
   t.is(bad[3].code, 5)
   t.regex(JSON.parse(bad[3].stderr.trim().split('\n').at(-1)!).error.message, /Ask for at most \d+ words per corpus/)
 })

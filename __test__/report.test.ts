@@ -293,6 +293,9 @@ test('unknown runs and empty stores are one-line errors', async (t) => {
   t.regex(e2!.message, /no training run in .*; run `npx wotd train` first/)
 })
 
+// picocolors colours output when CI is set, even without a terminal.
+const stripAnsi = (s: string) => s.replace(/\u001b\[[0-9;]*m/g, '')
+
 async function runCommand(args: string[]): Promise<{ stdout: string; error?: unknown }> {
   const program = new Command('wotd').exitOverride()
   registerReport(program)
@@ -304,9 +307,9 @@ async function runCommand(args: string[]): Promise<{ stdout: string; error?: unk
   }) as typeof process.stdout.write
   try {
     await program.parseAsync(['node', 'wotd', 'report', ...args])
-    return { stdout }
+    return { stdout: stripAnsi(stdout) }
   } catch (error) {
-    return { stdout, error }
+    return { stdout: stripAnsi(stdout), error }
   } finally {
     process.stdout.write = write
   }

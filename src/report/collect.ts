@@ -182,7 +182,7 @@ function rvqScorecardOf(run: RunDoc): Section<{ headers: string[]; rows: string[
     utilisation?: number[]
     perplexity?: number[]
     reconstruction?: { levels: number; mean: number; p10: number }[]
-    nmi?: number[][] | null
+    nmi?: (number[] | Record<string, number>)[] | null
     labelAccuracy?: number[] | null
     collisionRate3?: number
     collisionRate4?: number
@@ -201,7 +201,12 @@ function rvqScorecardOf(run: RunDoc): Section<{ headers: string[]; rows: string[
     perLevel('reconstruction cosine, p10 (levels 0..l)', m.reconstruction.map((r) => r?.p10))
   }
   if (Array.isArray(m.nmi)) {
-    ATTRIBUTES.forEach((a, ai) => perLevel(`NMI with ${a.name}`, (m.nmi as number[][]).map((lv) => (Array.isArray(lv) ? lv[ai] : undefined))))
+    ATTRIBUTES.forEach((a, ai) =>
+      perLevel(
+        `NMI with ${a.name}`,
+        (m.nmi as (number[] | Record<string, number>)[]).map((lv) => (Array.isArray(lv) ? lv[ai] : lv?.[a.name])),
+      ),
+    )
   }
   const single = (name: string, v: unknown) => rows.push([name, f(v), '', '', ''])
   if (Array.isArray(m.labelAccuracy)) ATTRIBUTES.forEach((a, i) => single(`label accuracy: code >> 3 vs ${a.name} (level ${i})`, m.labelAccuracy![i]))

@@ -45,7 +45,8 @@ export async function runRvqStage(
     collisionRate4: m.collisionRate4,
     locality: m.locality,
     labelAccuracy: m.labelAccuracy ?? null,
-    nmi: m.nmi ?? null,
+    // One object per level: FerretDB (and so the store contract) has no nested arrays.
+    nmi: m.nmi?.map((lv) => ({ style: lv[0], complexity: lv[1], era: lv[2] })) ?? null,
   }
   // Artifacts and semantic IDs first; the run document that points at them is saved after.
   const dir = join(ctx.workDir, 'rvq')
