@@ -2,8 +2,18 @@
  * `npm run bench`: the compact pipeline on the bundled lexicon, measured, and the reference
  * Python stack side by side in the same invocation (numbers, never pass/fail).
  *
- *   node --import @oxc-node/core/register benchmark/run.ts [--steps N | --quick] [--name compact]
- *        [--no-reference] [--threads N] [--patterns 12] [--keep]
+ *   npm run bench -- [--steps N | --quick] [--name compact] [--no-reference] [--threads N]
+ *                    [--patterns 12] [--omp-default] [--keep] [--out DIR]
+ *   (= node --expose-gc --import @oxc-node/core/register benchmark/run.ts ...)
+ *
+ *   --steps N        DSL optimizer steps (default 12; `--steps 60` is the config's full length)
+ *   --quick          4 steps, 6 patterns, one reference round each: a smoke run of a few minutes
+ *   --no-reference   skip the Python reference stack (benchmark/reference/README.md installs it)
+ *   --omp-default    leave OMP_WAIT_POLICY unset for the reference (default: PASSIVE, see README)
+ *   --keep           keep the temporary store/cache/work folder and print its path
+ *
+ * Writes benchmark/results/<name>.json (figures, raw timings, a `markdown` field the HTML report
+ * shows) and <name>.md (the tables).
  *
  * What it does, in order (ours and theirs alternate wherever there is a "theirs"):
  *   1. this machine's f32 matmul peak through candle (again at the end; the larger is used);

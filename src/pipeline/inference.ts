@@ -12,6 +12,7 @@ import { InvalidInputError, StoreError } from '../errors.js'
 import { parsePattern, formatPattern, preferenceToId, type SemanticEncoder, type SemanticId } from '../semantic/index.js'
 import { openStore, type RunDoc, type Store } from '../store/index.js'
 import type { TrainingConfig } from './config.js'
+import { COMPLEXITIES, ERAS, STYLES } from '../types.js'
 import { retrieveWords, type KnownWord } from './retrieval.js'
 import { unpackVectors } from './stages/embed.js'
 import { loadRunEncoder } from './stages/rvq.js'
@@ -147,11 +148,20 @@ export class WOTDModel {
       const dir = join(this.workDir(), 'adapter')
       await mkdir(dir, { recursive: true })
       for (const [role, ref] of Object.entries(this.run.stages.dsl?.artifacts ?? {})) {
-        if (!role.startsWith('adapter_')) continue
+        // The adapter, and the prompt settings it was trained with (`dsl_prompt.json`).
+        if (!role.startsWith('adapter_') && !role.startsWith('dsl_')) continue
         await this.store.getArtifactToFile(ref.name, join(dir, basename(ref.name)), { sha256: ref.sha256 })
       }
       const base = String((this.run.stages.dsl?.metrics as { baseModel?: string } | undefined)?.baseModel ?? '')
-      return WordGenerator.load({ baseModel: base, adapterDir: dir, quantize: 'q8_0' })
+      // Prompts must read exactly as in training: aligned runs name the attribute values.
+      return WordGenerator.load({
+        baseModel: base,
+        adapterDir: dir,
+        quantize: 'q8_0',
+        aligned: this.config.rvq.mode === 'aligned',
+        attributeNames: ['style', 'complexity', 'era'],
+        attributeValues: [[...STYLES], [...COMPLEXITIES], [...ERAS]],
+      })
     })()
     return this.generatorP
   }
