@@ -15,7 +15,27 @@ export * from './embed/index.js'
 export * from './semantic/index.js'
 export * from './pipeline/index.js'
 export * from './report/index.js'
-export { DSLTrainer, WordGenerator } from './dsl/index.js'
+// Stage 4 on its own (any adapter). The package-level `generateWordsFromId` is the pipeline's
+// (it loads a trained run); the adapter-level one is exported as `generateWordsWithAdapter`.
+export {
+  DSLTrainer,
+  WordGenerator,
+  mergeAdapter,
+  generateWordsFromId as generateWordsWithAdapter,
+  DEFAULT_DSL_BASE_MODEL,
+  type DSLWord,
+  type DSLExample,
+  type DSLTrainData,
+  type DSLLoraOptions,
+  type DSLTrainOptions,
+  type DSLTrainResult,
+  type DSLTrainProgress,
+  type WordGeneratorLoadOptions,
+  type GenerateWordsOptions,
+  type GenerateWordsResult,
+  type MergeAdapterOptions,
+  type Quantize,
+} from './dsl/index.js'
 
 /** Version of the loaded native core; loading it proves the addon for this platform works. */
 export function nativeVersion(): string {

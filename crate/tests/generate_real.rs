@@ -231,7 +231,7 @@ fn smollm2_step_timings() {
     let x = prompt_ids(&m);
     let models: [(&str, &dyn DecodeModel); 2] = [("f32", &m), ("q8_0", &q)];
     for (name, model) in models {
-        for rows in [1usize, 4] {
+        for rows in [1usize, 4, 8, 16] {
             let mut one = model.new_cache();
             let t0 = Instant::now();
             model.last_logits(&x, None, &mut one).unwrap();

@@ -41,6 +41,11 @@ fn same_seed_same_words_and_different_seeds_differ() {
     assert_eq!((&a.raw, &a.words, a.tokens), (&b.raw, &b.words, b.tokens));
     let c = g.generate(&p, &hot(8)).unwrap();
     assert_ne!(a.raw, c.raw);
+    // The shared prompt prefix is cached after the first call; later calls, other patterns in
+    // between, and a fresh generator all compute alike.
+    g.generate(&parse("[31,*,0,*]").unwrap(), &hot(1)).unwrap();
+    assert_eq!(g.generate(&p, &hot(7)).unwrap().raw, a.raw);
+    assert_eq!(generator(Weights::F32).generate(&p, &hot(7)).unwrap().raw, a.raw);
     assert!(a.prompt.contains("Words for semantic ID [9,10,3,*] (modern / beautiful / shakespearean / any variation):"), "{}", a.prompt);
     assert!(a.tokens > 0 && a.elapsed_ms > 0.0 && a.prefill_ms > 0.0 && a.rounds >= 1);
     for w in &a.words {

@@ -70,7 +70,7 @@ export interface GenerateWordsOptions {
   vocabulary?: readonly string[]
   /** Sampling rounds at most (default 4). */
   maxRounds?: number
-  /** Samples decoded together at most (default 8). */
+  /** Samples decoded together at most (default 16). */
   batchSize?: number
 }
 

@@ -12,9 +12,11 @@
 //! - The prompt is the trainer's ([`ExampleEncoder::prompt_ids`]: the base model's chat template
 //!   around [`crate::train::prompt::user_message`]), with attribute names when the adapter was
 //!   trained on aligned IDs (read from the `dsl_prompt.json` the trainer leaves beside it).
-//! - It is prefilled once; each sample continues from a copy of that cache. Rows of a round
-//!   decode together as one batch, row `n` (counted over all rounds) drawing from stream `n`
-//!   of the seed, so a seed always gives the same words.
+//! - The part of the prompt every pattern shares (system prompt, request wording) is prefilled
+//!   once per generator and kept; each request prefills only its own tail, and each sample
+//!   continues from a copy of that cache. Rows of a round decode together as one batch, row
+//!   `n` (counted over all rounds) drawing from stream `n` of the seed, so a seed always gives
+//!   the same words, whatever was asked before.
 //! - Rounds continue until `count` distinct accepted words or `max_rounds`; a round stops early
 //!   once the words already finished in its rows reach the count.
 //! - A vocabulary adds a token-trie constraint ([`super::trie`]) and a final filter; `exclude`
@@ -38,8 +40,10 @@ use crate::train::encode::ExampleEncoder;
 use crate::train::prompt::WORD_SEPARATOR;
 use candle_core::quantized::GgmlDType;
 use candle_core::Tensor;
+use crate::nn::kv_cache::KvCache;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Instant;
 
 /// Weights used for decoding.
@@ -119,7 +123,7 @@ pub struct WordOptions {
     pub vocabulary: Option<Vec<String>>,
     /// Rounds of sampling at most.
     pub max_rounds: usize,
-    /// Rows decoded together at most.
+    /// Rows decoded together at most (default 16).
     pub max_batch: usize,
 }
 
@@ -135,7 +139,7 @@ impl Default for WordOptions {
             exclude: Vec::new(),
             vocabulary: None,
             max_rounds: 4,
-            max_batch: 8,
+            max_batch: 16,
         }
     }
 }
@@ -185,15 +189,15 @@ pub struct WordGeneration {
 }
 
 enum Engine {
-    F32(CausalLm),
-    Quantized(QuantizedLm),
+    F32(Box<CausalLm>),
+    Quantized(Box<QuantizedLm>),
 }
 
 impl Engine {
     fn model(&self) -> &dyn DecodeModel {
         match self {
-            Engine::F32(m) => m,
-            Engine::Quantized(q) => q,
+            Engine::F32(m) => m.as_ref(),
+            Engine::Quantized(q) => q.as_ref(),
         }
     }
 }
@@ -216,6 +220,9 @@ pub struct WordGenerator {
     vocab: Option<AttributeVocab>,
     stop_tokens: Vec<u32>,
     info: GeneratorInfo,
+    /// The prompt tokens every pattern shares (system prompt, request up to the pattern) and
+    /// their one-row cache, computed on first use.
+    shared: Mutex<Option<(Vec<u32>, KvCache)>>,
 }
 
 impl std::fmt::Debug for WordGenerator {
@@ -301,8 +308,8 @@ impl WordGenerator {
         }
         let base_model = model.base_model_name().to_string();
         let engine = match opts.weights {
-            Weights::F32 => Engine::F32(model),
-            Weights::Q8_0 => Engine::Quantized(QuantizedLm::from_causal_lm(&model, GgmlDType::Q8_0)?),
+            Weights::F32 => Engine::F32(Box::new(model)),
+            Weights::Q8_0 => Engine::Quantized(Box::new(QuantizedLm::from_causal_lm(&model, GgmlDType::Q8_0)?)),
         };
         let vocab = match &opts.prompt_vocab {
             PromptVocab::Named(v) => Some(v.clone()),
@@ -315,7 +322,7 @@ impl WordGenerator {
             weights: opts.weights,
             aligned: vocab.is_some(),
         };
-        Ok(WordGenerator { engine, tokenizer, vocab, stop_tokens, info })
+        Ok(WordGenerator { engine, tokenizer, vocab, stop_tokens, info, shared: Mutex::new(None) })
     }
 
     pub fn info(&self) -> &GeneratorInfo {
@@ -352,6 +359,34 @@ impl WordGenerator {
         }
     }
 
+    /// Where the prompt stops being shared by every pattern: its common prefix with the prompt
+    /// of `[*,*,*,*]`, leaving at least one token to prefill per request. Fixed per pattern,
+    /// so a request computes the same way whatever was asked before it.
+    fn shared_prefix_len(&self, prompt: &[u32]) -> Result<usize> {
+        let any = self.prompt_ids(&Pattern::new([None; crate::rvq::LEVELS])?)?;
+        let common = prompt.iter().zip(&any).take_while(|(a, b)| a == b).count();
+        Ok(common.min(prompt.len().saturating_sub(1)))
+    }
+
+    /// A one-row cache holding `ids`, prefilled once and then copied for every request.
+    fn shared_cache(&self, ids: &[u32]) -> Result<KvCache> {
+        let model = self.engine.model();
+        if ids.is_empty() {
+            return Ok(model.new_cache());
+        }
+        let mut shared = self.shared.lock().map_err(|_| WotdError::Panic("a generation panicked while holding the prompt cache".into()))?;
+        if let Some((cached, cache)) = shared.as_ref() {
+            if cached == ids {
+                return Ok(cache.clone());
+            }
+        }
+        let mut cache = model.new_cache();
+        let x = Tensor::from_vec(ids.to_vec(), (1, ids.len()), model.device())?;
+        model.last_logits(&x, None, &mut cache)?;
+        *shared = Some((ids.to_vec(), cache.clone()));
+        Ok(cache)
+    }
+
     /// Words for `pattern`.
     pub fn generate(&self, pattern: &Pattern, opts: &WordOptions) -> Result<WordGeneration> {
         opts.validate()?;
@@ -375,9 +410,10 @@ impl WordGenerator {
         };
 
         let device = model.device().clone();
-        let mut prefix = model.new_cache();
-        let ids = Tensor::from_vec(prompt.clone(), (1, prompt.len()), &device)?;
-        let first = model.last_logits(&ids, None, &mut prefix)?.squeeze(0)?.to_vec1::<f32>()?;
+        let split = self.shared_prefix_len(&prompt)?;
+        let mut prefix = self.shared_cache(&prompt[..split])?;
+        let tail = Tensor::from_vec(prompt[split..].to_vec(), (1, prompt.len() - split), &device)?;
+        let first = model.last_logits(&tail, None, &mut prefix)?.squeeze(0)?.to_vec1::<f32>()?;
         let prefill_ms = started.elapsed().as_secs_f64() * 1e3;
 
         let params = SamplingParams { temperature: opts.temperature, top_p: opts.top_p, top_k: opts.top_k };
@@ -388,8 +424,10 @@ impl WordGenerator {
             if remaining == 0 {
                 break;
             }
-            // About four fresh words per row is typical once duplicates are counted out.
-            let rows = if greedy { 1 } else { remaining.div_ceil(4).clamp(1, opts.max_batch) };
+            // About one row per wanted word: a decoding step costs far less than twice one row's
+            // step until the batch is large (the weights are read once per step), and the round
+            // stops as soon as enough words are finished.
+            let rows = if greedy { 1 } else { remaining.clamp(1, opts.max_batch) };
             let round = Round { gen: self, model, params, trie: trie.as_ref(), first: &first, prefix: &prefix, max_new };
             let (texts, n) = round.run(rows, opts.seed, rows_used as u64, &collector, remaining)?;
             for (text, complete) in texts {
@@ -434,7 +472,7 @@ struct Round<'a> {
     params: SamplingParams,
     trie: Option<&'a VocabTrie>,
     first: &'a [f32],
-    prefix: &'a crate::nn::kv_cache::KvCache,
+    prefix: &'a KvCache,
     max_new: usize,
 }
 

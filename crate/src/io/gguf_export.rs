@@ -153,7 +153,7 @@ pub fn write_llama_gguf(
         let dtype = if t.rank() == 2 && row % opts.dtype.block_size() == 0 { opts.dtype } else { GgmlDType::F32 };
         qtensors.push((name, QTensor::quantize(&t, dtype)?));
     }
-    qtensors.sort_by(|a, b| tensor_order(&a.0).cmp(&tensor_order(&b.0)));
+    qtensors.sort_by_key(|(name, _)| tensor_order(name));
 
     let mut dtypes = BTreeMap::new();
     for (_, q) in &qtensors {

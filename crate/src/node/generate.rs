@@ -56,7 +56,7 @@ pub struct WordGenerateOptions {
     pub vocabulary: Option<Vec<String>>,
     /// Sampling rounds at most; default 4.
     pub max_rounds: Option<u32>,
-    /// Samples decoded together at most; default 8.
+    /// Samples decoded together at most; default 16.
     pub batch_size: Option<u32>,
 }
 
