@@ -9,7 +9,7 @@ import { mkdir } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { BGEEmbedder } from '../embed/index.js'
 import { InvalidInputError, StoreError } from '../errors.js'
-import { parsePattern, formatPattern, preferenceToId, type SemanticEncoder, type SemanticId } from '../semantic/index.js'
+import { parsePattern, formatPattern, preferenceToId, toPatternText, type SemanticEncoder, type SemanticId } from '../semantic/index.js'
 import { openStore, type RunDoc, type Store } from '../store/index.js'
 import type { TrainingConfig } from './config.js'
 import { COMPLEXITIES, ERAS, STYLES } from '../types.js'
@@ -200,7 +200,7 @@ export class WOTDModel {
   }
 
   async generateWordsFromId(pattern: string | readonly (number | null)[], opts: GenerateOptions = {}): Promise<GenerationResult> {
-    const p = typeof pattern === 'string' ? parsePattern(pattern) : parsePattern(formatPattern(pattern))
+    const p = parsePattern(toPatternText(pattern))
     const count = opts.count ?? 10
     if (!Number.isInteger(count) || count < 1 || count > 200) throw new InvalidInputError(`count must be an integer 1-200, got ${count}`)
     const known = await this.known()

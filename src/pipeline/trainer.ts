@@ -157,20 +157,20 @@ export class WOTDTrainer {
       const corpusInput = hashOf('corpus-config', this.config.corpus, this.config.seed)
       let words: WOTDWord[] = []
       let corpusHash = ''
+      const loadCorpus = async () => {
+        const out = await runCorpusStage(ctx)
+        words = out.words
+        corpusHash = out.hash
+        return out
+      }
       await stage(
         'corpus',
         corpusInput,
         async () => {
-          const out = await runCorpusStage(ctx)
-          words = out.words
-          corpusHash = out.hash
+          const out = await loadCorpus()
           return { value: undefined, metrics: { words: out.words.length, cells: out.result.corpora.length, setId: out.setId, provider: out.provider, wordsHash: out.hash, usage: out.result.usage } }
         },
-        async () => {
-          const out = await runCorpusStage(ctx)
-          words = out.words
-          corpusHash = out.hash
-        },
+        async () => void (await loadCorpus()),
       )
 
       // Stage 2.

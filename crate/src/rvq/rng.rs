@@ -1,24 +1,18 @@
-//! A small seeded generator (xoshiro256++ seeded through SplitMix64).
+//! The seeded generator of RVQ training (the LoRA module's xoshiro256++, RVQ's own streams).
 //!
 //! Our own rather than `rand::StdRng`, whose algorithm may change between rand releases:
 //! a codebook's metadata records its seed, and the seed must reproduce the same codebook
 //! for as long as the file format lives.
 
-pub(crate) struct Rng {
-    s: [u64; 4],
-}
+use crate::nn::lora::SeededRng;
+
+/// The project's xoshiro256++ generator with RVQ's own stream derivation: changing either
+/// would change which codebooks a recorded seed produces.
+pub(crate) struct Rng(SeededRng);
 
 impl Rng {
     pub fn new(seed: u64) -> Self {
-        let mut x = seed;
-        let mut next = || {
-            x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = x;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        };
-        Rng { s: [next(), next(), next(), next()] }
+        Rng(SeededRng::new(seed))
     }
 
     /// An independent stream for a sub-task (a level, a class), so adding work to one
@@ -28,21 +22,12 @@ impl Rng {
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        let s = &mut self.s;
-        let out = s[0].wrapping_add(s[3]).rotate_left(23).wrapping_add(s[0]);
-        let t = s[1] << 17;
-        s[2] ^= s[0];
-        s[3] ^= s[1];
-        s[1] ^= s[2];
-        s[0] ^= s[3];
-        s[2] ^= t;
-        s[3] = s[3].rotate_left(45);
-        out
+        self.0.next_u64()
     }
 
     /// Uniform in [0, 1) with 53 bits.
     pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+        self.0.next_f64()
     }
 
     /// Uniform in 0..n (n > 0); the multiply-shift bias is below 2^-32 for our sizes.
