@@ -10,6 +10,7 @@ pub mod generate;
 pub mod io;
 pub mod models;
 pub mod nn;
+pub mod runtime;
 pub mod rvq;
 pub mod train;
 

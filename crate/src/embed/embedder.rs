@@ -95,7 +95,7 @@ impl Embedder {
     }
 
     pub fn from_files(files: &ModelFiles, model_id: &str, opts: &EmbedderOptions) -> Result<Self> {
-        serial_elementwise_by_default();
+        crate::runtime::serial_elementwise_by_default();
         let config_path = files.dir.join("config.json");
         let config_text = serde_json::to_string(&files.config).map_err(|e| WotdError::InvalidInput(e.to_string()))?;
         let config = BertConfig::from_json(&config_text).map_err(|e| match e {
@@ -302,20 +302,4 @@ fn worker_count() -> usize {
         return n.max(1);
     }
     std::thread::available_parallelism().map(|n| n.get().min(2)).unwrap_or(1)
-}
-
-/// candle splits element-wise ops of 64K+ elements over a spin-waiting barrier pool of
-/// `CANDLE_NUM_THREADS` threads. On the 2-core machines this project targets, one descheduled
-/// pool thread stalls every such op by a scheduler slice (measured: a layer norm of 192x384
-/// went from 80 us to 3 ms while another process used a core), and the ops are memory-bound,
-/// so a second core buys little even when idle. Unless the user set it, run them on the
-/// calling thread; matmuls still use `RAYON_NUM_THREADS` threads. The pool is sized once per
-/// process, so this only takes effect if no candle op ran before the first embedder load.
-fn serial_elementwise_by_default() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
-            std::env::set_var("CANDLE_NUM_THREADS", "1");
-        }
-    });
 }

@@ -19,6 +19,7 @@
 //! .forward_no_grad(&ids, Option<&mask>, Option<&mut KvCache>) -> Result<Tensor>
 //! .forward_train(&ids, &mask, &Mutex<SeededRng>) -> Result<Tensor>  // graph + LoRA dropout from the given stream
 //! .forward_eval(&ids, &mask) -> Result<Tensor>                      // no graph, no dropout
+//! .final_hidden_train(&ids, &mask, &Mutex<SeededRng>) -> Result<Tensor>  // forward_train before the LM head
 //! .final_hidden(&ids, Option<&mask>, Option<&mut KvCache>) -> Result<Tensor>  // [b, t, hidden]
 //! .final_hidden_no_grad(&ids, Option<&mask>, Option<&mut KvCache>) -> Result<Tensor>
 //! .lm_head(&hidden) -> Result<Tensor>                                         // -> logits
@@ -420,8 +421,15 @@ impl CausalLm {
     /// and LoRA dropout drawn from `dropout` (not the model's own stream), so a training loop
     /// that checkpoints its stream replays the same masks after a resume.
     pub fn forward_train(&self, input_ids: &Tensor, attention_mask: &Tensor, dropout: &Mutex<SeededRng>) -> Result<Tensor> {
-        let h = self.run_inner(input_ids, Some(attention_mask), None, LoraMode { track_grad: true, dropout: Some(dropout) }, None)?;
+        let h = self.final_hidden_train(input_ids, attention_mask, dropout)?;
         self.lm_head(&h)
+    }
+
+    /// [`CausalLm::forward_train`] stopped before the LM head: `[b, t, hidden]`, graph recorded,
+    /// LoRA dropout from `dropout`. A loss that needs only some positions' logits projects just
+    /// those rows (see `train::causal`).
+    pub fn final_hidden_train(&self, input_ids: &Tensor, attention_mask: &Tensor, dropout: &Mutex<SeededRng>) -> Result<Tensor> {
+        self.run_inner(input_ids, Some(attention_mask), None, LoraMode { track_grad: true, dropout: Some(dropout) }, None)
     }
 
     /// Evaluation forward: no dropout, no graph.

@@ -7,5 +7,6 @@ pub mod xlm_roberta;
 pub mod causal_lm;
 pub mod llama;
 pub mod phi3;
+pub mod random_weights;
 
 pub use causal_lm::{masked_lm_loss, Architecture, CausalLm, DecoderConfig, LossParts};

@@ -93,7 +93,7 @@ struct FrozenMatmul {
     bias: Option<Tensor>,
 }
 
-fn cpu_storage<'a>(s: &'a Storage, what: &str) -> candle_core::Result<&'a CpuStorage> {
+pub(crate) fn cpu_storage<'a>(s: &'a Storage, what: &str) -> candle_core::Result<&'a CpuStorage> {
     match s {
         Storage::Cpu(c) => Ok(c),
         _ => candle_core::bail!("frozen linear: {what} is not on the CPU"),
@@ -116,16 +116,9 @@ impl CustomOp1 for FrozenMatmul {
         if wk != k {
             candle_core::bail!("frozen linear: input has {k} features, weight expects {wk}");
         }
-        let (w_guard, w_layout) = self.weight.storage_and_layout();
-        let w = cpu_storage(&w_guard, "weight")?;
-        // x as [1, m, k]; W^T as a strided view [1, k, n] of the [n, k] weight (no copy).
-        let lhs = Layout::contiguous_with_offset((1, m, k), layout.start_offset());
-        let rhs = Layout::contiguous_with_offset((1, n, k), w_layout.start_offset()).transpose(1, 2)?;
-        let mut out = storage.matmul(w, (1, m, n, k), &lhs, &rhs)?;
+        let mut out = matmul_by_transposed(storage, layout.start_offset(), m, k, &self.weight)?;
         if let Some(bias) = &self.bias {
-            let (b_guard, b_layout) = bias.storage_and_layout();
-            let b = cpu_storage(&b_guard, "bias")?;
-            add_rows(&mut out, b, b_layout.start_offset(), n)?;
+            add_bias_rows(&mut out, bias, n)?;
         }
         let mut out_dims = dims[..dims.len() - 1].to_vec();
         out_dims.push(n);
@@ -139,6 +132,35 @@ impl CustomOp1 for FrozenMatmul {
         let g = grad_res.contiguous()?.reshape((rows, n))?.matmul(&self.weight)?;
         Ok(Some(g.reshape(arg.shape())?))
     }
+}
+
+/// `x W^T` for the dense `[m, k]` block of `x` at element `x_offset` and a contiguous
+/// `[n, k]` tensor `w` (read in place as the strided `[k, n]` view): `[m, n]`.
+pub(crate) fn matmul_by_transposed(x: &CpuStorage, x_offset: usize, m: usize, k: usize, w: &Tensor) -> candle_core::Result<CpuStorage> {
+    let (w_guard, w_layout) = w.storage_and_layout();
+    if !w_layout.is_contiguous() {
+        candle_core::bail!("frozen linear: weight must be contiguous");
+    }
+    let (n, wk) = w_layout.shape().dims2()?;
+    if wk != k {
+        candle_core::bail!("linear: input has {k} features, weight expects {wk}");
+    }
+    matmul_nt(x, x_offset, m, k, cpu_storage(&w_guard, "weight")?, w_layout.start_offset(), n)
+}
+
+/// `x W^T` on raw storages: `x` a dense `[m, k]` block at `x_offset`, `w` a dense `[n, k]` block
+/// at `w_offset`; returns a fresh dense `[m, n]`.
+pub(crate) fn matmul_nt(x: &CpuStorage, x_offset: usize, m: usize, k: usize, w: &CpuStorage, w_offset: usize, n: usize) -> candle_core::Result<CpuStorage> {
+    let lhs = Layout::contiguous_with_offset((1, m, k), x_offset);
+    let rhs = Layout::contiguous_with_offset((1, n, k), w_offset).transpose(1, 2)?;
+    x.matmul(w, (1, m, n, k), &lhs, &rhs)
+}
+
+/// Adds the `[n]` tensor `bias` to every row of the dense `[rows, n]` `out`.
+pub(crate) fn add_bias_rows(out: &mut CpuStorage, bias: &Tensor, n: usize) -> candle_core::Result<()> {
+    let (b_guard, b_layout) = bias.storage_and_layout();
+    let b = cpu_storage(&b_guard, "bias")?;
+    add_rows(out, b, b_layout.start_offset(), n)
 }
 
 /// Adds `bias` to every `n`-wide row of `out`.

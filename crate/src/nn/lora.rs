@@ -11,7 +11,8 @@
 //!   `base_model.model.<module path>.lora_{A,B}.weight` and an `adapter_config.json` that PEFT's
 //!   `PeftModel.from_pretrained` accepts.
 
-use super::frozen_linear::{broadcast_const, ConstOp, FrozenLinear};
+use super::frozen_linear::FrozenLinear;
+use super::lora_op::FusedLora;
 use crate::error::{Context, Result, WotdError};
 use candle_core::{DType, Device, Tensor, Var};
 use serde_json::{json, Value};
@@ -358,49 +359,54 @@ impl LoraLinear {
         Ok(())
     }
 
+    /// `x W^T + b`, plus the adapter's `scale * B A dropout(x)` when there is one, as a single
+    /// graph node ([`super::lora_op`]) that keeps only `x` (and the dropout mask) for the
+    /// backward pass.
     pub fn forward(&self, x: &Tensor, mode: LoraMode<'_>) -> Result<Tensor> {
-        let y = self.base.forward(x)?;
-        let Some(ad) = &self.adapter else { return Ok(y) };
+        let Some(ad) = &self.adapter else { return self.base.forward(x) };
         let (a, b) = if mode.track_grad {
             (ad.a.as_tensor().clone(), ad.b.as_tensor().clone())
         } else {
             (ad.a.as_tensor().detach(), ad.b.as_tensor().detach())
         };
-        let x = match mode.dropout {
-            Some(rng) if ad.dropout > 0.0 => dropout(x, ad.dropout, rng)?,
-            _ => x.clone(),
+        let last = x.dims().last().copied().unwrap_or(0);
+        if x.rank() == 0 || last != self.in_features() {
+            return Err(WotdError::InvalidInput(format!("{} expects last dimension {}, got shape {:?}", self.path, self.in_features(), x.dims())));
+        }
+        let mask = match mode.dropout {
+            Some(rng) if ad.dropout > 0.0 => Some(Tensor::from_vec(dropout_mask(x.elem_count(), ad.dropout, rng)?, x.shape(), x.device())?),
+            _ => None,
         };
-        let in_f = self.in_features();
-        let rows = x.elem_count() / in_f;
-        // Scaling the rank-r intermediate instead of the output: same product, r/out the work.
-        let low = (x.reshape((rows, in_f))?.matmul(&a.t()?)? * ad.scale)?.matmul(&b.t()?)?;
-        let low = low.reshape(y.shape())?;
-        Ok((y + low)?)
+        let op = FusedLora { weight: self.base.weight().clone(), bias: self.base.bias().cloned(), mask, scale: ad.scale };
+        op.apply(x, &a, &b)
     }
 }
 
-/// Inverted dropout: zero with probability `p`, scale survivors by `1 / (1 - p)`. Each 64-bit
-/// draw decides four elements (16 bits each, so `p` is resolved to 1/65536): masks are drawn for
-/// every adapted projection of every step, and one draw per element was a visible cost.
+/// Inverted dropout: zero with probability `p`, scale survivors by `1 / (1 - p)`.
+#[cfg(test)]
 fn dropout(x: &Tensor, p: f64, rng: &Mutex<SeededRng>) -> Result<Tensor> {
+    let mask = Tensor::from_vec(dropout_mask(x.elem_count(), p, rng)?, x.shape(), x.device())?;
+    Ok((x * mask)?)
+}
+
+/// An inverted-dropout mask of `n` elements: 0 with probability `p`, else `1 / (1 - p)`. Each
+/// 64-bit draw decides four elements (16 bits each, so `p` is resolved to 1/65536): masks are
+/// drawn for every adapted projection of every step, and one draw per element was a visible
+/// cost.
+fn dropout_mask(n: usize, p: f64, rng: &Mutex<SeededRng>) -> Result<Vec<f32>> {
     let keep = 1.0 - p;
     let scale = (1.0 / keep) as f32;
     let threshold = (keep * 65536.0).round() as u64;
-    let n = x.elem_count();
-    let mask: Vec<f32> = {
-        let mut rng = rng.lock().map_err(|_| WotdError::Panic("dropout RNG lock poisoned".into()))?;
-        let mut out = Vec::with_capacity(n + 3);
-        while out.len() < n {
-            let r = rng.next_u64();
-            for k in 0..4 {
-                out.push(if (r >> (16 * k)) & 0xFFFF < threshold { scale } else { 0.0 });
-            }
+    let mut rng = rng.lock().map_err(|_| WotdError::Panic("dropout RNG lock poisoned".into()))?;
+    let mut out = Vec::with_capacity(n + 3);
+    while out.len() < n {
+        let r = rng.next_u64();
+        for k in 0..4 {
+            out.push(if (r >> (16 * k)) & 0xFFFF < threshold { scale } else { 0.0 });
         }
-        out.truncate(n);
-        out
-    };
-    let mask = Tensor::from_vec(mask, x.shape(), x.device())?;
-    broadcast_const(x, &mask, ConstOp::Mul)
+    }
+    out.truncate(n);
+    Ok(out)
 }
 
 /// PEFT file keys of the adapter on module `path`.

@@ -19,6 +19,7 @@ pub mod causal_attention;
 pub mod frozen_linear;
 pub mod kv_cache;
 pub mod lora;
+mod lora_op;
 pub mod mlp;
 pub mod rms_norm;
 pub mod rotary;

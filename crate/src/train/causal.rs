@@ -1,9 +1,9 @@
 //! The project's decoders ([`CausalLm`]) as trainable models.
 //!
 //! Losses go through the final hidden states and project only the rows that predict a label:
-//! the LM head is a fifth of SmolLM2's forward FLOPs and most positions are prompt. That path
-//! has no dropout stream of ours to draw from, so with LoRA dropout on, training falls back to
-//! full logits from `forward_train`, which takes the stream.
+//! the LM head is a fifth of SmolLM2's forward FLOPs, most positions are prompt, and full
+//! `[b, t, vocab]` logits (with their log-softmax and its gradient) were most of a training
+//! step's memory. LoRA dropout draws from the loop's stream exactly as `forward_train` does.
 
 use super::loss::masked_hidden_nll_sum;
 use super::model::TrainableLm;
@@ -24,14 +24,7 @@ impl TrainableLm for CausalLm {
     }
 
     fn train_loss_sum(&self, input_ids: &Tensor, attention_mask: &Tensor, labels: &Tensor, dropout: &Mutex<SeededRng>) -> Result<(Tensor, usize)> {
-        let dropout_on = self.adapter_config().is_some_and(|c| c.dropout > 0.0) || self.is_training();
-        if dropout_on {
-            let logits = CausalLm::forward_train(self, input_ids, attention_mask, dropout)?;
-            return super::loss::masked_nll_sum(&logits, labels);
-        }
-        // Without a cache and with training mode off, `final_hidden` records the graph and
-        // draws no dropout: the same computation as `forward_train` minus the unused logits.
-        let hidden = self.final_hidden(input_ids, Some(attention_mask), None)?;
+        let hidden = self.final_hidden_train(input_ids, attention_mask, dropout)?;
         masked_hidden_nll_sum(&hidden, labels, self.config().vocab_size, |rows| self.lm_head(rows))
     }
 

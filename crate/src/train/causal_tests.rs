@@ -137,35 +137,44 @@ fn llama_fixture_resume_equals_an_uninterrupted_run_with_dropout() -> crate::Res
 
 #[test]
 fn hidden_state_loss_equals_the_full_logits_loss_and_its_gradients() -> crate::Result<()> {
-    let m = model(0.0, 3);
-    // A non-zero B, so A's gradient is non-zero as well.
-    for (name, v) in m.lora_vars() {
-        if name.contains("lora_B") {
-            let n = v.elem_count();
-            let vals: Vec<f32> = (0..n).map(|i| ((i as f32) * 0.37).sin() * 0.05).collect();
-            v.set(&Tensor::from_vec(vals, v.shape(), &Device::Cpu)?)?;
+    // With dropout too: both paths must draw the same masks from equal streams.
+    for dropout in [0.0, 0.2] {
+        let m = model(dropout, 3);
+        // A non-zero B, so A's gradient is non-zero as well.
+        for (name, v) in m.lora_vars() {
+            if name.contains("lora_B") {
+                let n = v.elem_count();
+                let vals: Vec<f32> = (0..n).map(|i| ((i as f32) * 0.37).sin() * 0.05).collect();
+                v.set(&Tensor::from_vec(vals, v.shape(), &Device::Cpu)?)?;
+            }
+        }
+        let split = sample_examples(&four_patterns(), &ExampleOptions { validation_fraction: 0.0, ..Default::default() })?;
+        let enc = encoder(&m);
+        let exs = enc.encode_all(&split.train[..3])?;
+        let b = batch::collate(&exs.iter().collect::<Vec<_>>(), 2, &Device::Cpu)?;
+        let (rng_a, rng_b) = (Mutex::new(SeededRng::new(9)), Mutex::new(SeededRng::new(9)));
+        let (fast, n1) = TrainableLm::train_loss_sum(&m, &b.input_ids, &b.attention_mask, &b.labels, &rng_a)?;
+        let (full, n2) = masked_nll_sum(&TrainableLm::forward_train(&m, &b.input_ids, &b.attention_mask, &rng_b)?, &b.labels)?;
+        assert_eq!(n1, n2);
+        assert_eq!(rng_a.lock().unwrap().state(), rng_b.lock().unwrap().state(), "dropout {dropout}: streams diverged");
+        let (f, g) = (fast.to_scalar::<f32>()?, full.to_scalar::<f32>()?);
+        assert!((f - g).abs() <= 1e-4 * g.abs(), "dropout {dropout}: {f} vs {g}");
+        let (ga, gb) = (fast.backward()?, full.backward()?);
+        for (name, v) in m.lora_vars() {
+            let (x, y) = (ga.get(v.as_tensor()).unwrap(), gb.get(v.as_tensor()).unwrap());
+            let d = (x - y)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            let s = y.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert!(s > 0.0 && d <= 1e-4 * s.max(1e-3), "dropout {dropout}, {name}: {d} vs scale {s}");
+        }
+        let (e, ne) = TrainableLm::eval_loss_sum(&m, &b.input_ids, &b.attention_mask, &b.labels)?;
+        assert_eq!(ne, n1);
+        let e = e.to_dtype(DType::F32)?.to_scalar::<f32>()?;
+        if dropout == 0.0 {
+            assert!((e - g).abs() <= 1e-4 * g.abs());
+        } else {
+            assert!((e - g).abs() > 1e-6, "dropout {dropout} changed nothing in training");
         }
     }
-    let split = sample_examples(&four_patterns(), &ExampleOptions { validation_fraction: 0.0, ..Default::default() })?;
-    let enc = encoder(&m);
-    let exs = enc.encode_all(&split.train[..3])?;
-    let b = batch::collate(&exs.iter().collect::<Vec<_>>(), 2, &Device::Cpu)?;
-    let rng = Mutex::new(SeededRng::new(0));
-    let (fast, n1) = TrainableLm::train_loss_sum(&m, &b.input_ids, &b.attention_mask, &b.labels, &rng)?;
-    let (full, n2) = masked_nll_sum(&TrainableLm::forward_train(&m, &b.input_ids, &b.attention_mask, &rng)?, &b.labels)?;
-    assert_eq!(n1, n2);
-    let (f, g) = (fast.to_scalar::<f32>()?, full.to_scalar::<f32>()?);
-    assert!((f - g).abs() <= 1e-4 * g.abs(), "{f} vs {g}");
-    let (ga, gb) = (fast.backward()?, full.backward()?);
-    for (name, v) in m.lora_vars() {
-        let (x, y) = (ga.get(v.as_tensor()).unwrap(), gb.get(v.as_tensor()).unwrap());
-        let d = (x - y)?.abs()?.max_all()?.to_scalar::<f32>()?;
-        let s = y.abs()?.max_all()?.to_scalar::<f32>()?;
-        assert!(s > 0.0 && d <= 1e-4 * s.max(1e-3), "{name}: {d} vs scale {s}");
-    }
-    let (e, ne) = TrainableLm::eval_loss_sum(&m, &b.input_ids, &b.attention_mask, &b.labels)?;
-    assert_eq!(ne, n1);
-    assert!((e.to_dtype(DType::F32)?.to_scalar::<f32>()? - g).abs() <= 1e-4 * g.abs());
     Ok(())
 }
 

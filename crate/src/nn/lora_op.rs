@@ -1,0 +1,177 @@
+//! A LoRA projection `y = x W^T + b + s * ((x * m) A^T) B^T` as one graph node: a candle
+//! [`CustomOp3`] over `(x, A, B)` with the frozen `W`, `b`, the dropout mask `m` and the scale
+//! `s` inside the op.
+//!
+//! Composed from ordinary ops, every intermediate (the base output, the dropped input, the
+//! rank-r product, the low-rank output, their sum) is an input of some node and stays alive
+//! until the backward pass: three output-sized and one input-sized tensor per projection, about
+//! a third of a decoder layer's activation memory. Here the graph holds only `x` (and the mask,
+//! when there is dropout); the backward recomputes the cheap rank-r product instead.
+
+use super::frozen_linear::{add_bias_rows, cpu_storage, matmul_by_transposed, matmul_nt};
+use crate::error::Result;
+use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
+
+pub(crate) struct FusedLora {
+    /// Frozen `[out, in]` weight and `[out]` bias.
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+    /// Inverted-dropout mask of `x`'s shape (0 or `1 / keep`), when dropout is on.
+    pub mask: Option<Tensor>,
+    pub scale: f64,
+}
+
+impl FusedLora {
+    /// Applies the op to `x` (`[..., in]`), `a` (`[r, in]`) and `b` (`[out, r]`). The graph is
+    /// recorded when any of them tracks a gradient.
+    pub fn apply(self, x: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        let x = x.contiguous()?;
+        Ok(x.apply_op3(&a.contiguous()?, &b.contiguous()?, self)?)
+    }
+}
+
+fn f32_slice<'a>(s: &'a CpuStorage, what: &str) -> candle_core::Result<&'a [f32]> {
+    match s {
+        CpuStorage::F32(v) => Ok(v),
+        _ => candle_core::bail!("fused lora: {what} must be f32"),
+    }
+}
+
+impl CustomOp3 for FusedLora {
+    fn name(&self) -> &'static str {
+        "fused-lora"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        a_s: &CpuStorage,
+        al: &Layout,
+        b_s: &CpuStorage,
+        bl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        if !(xl.is_contiguous() && al.is_contiguous() && bl.is_contiguous()) {
+            candle_core::bail!("fused lora: inputs must be contiguous");
+        }
+        let dims = xl.dims();
+        let k = dims[dims.len() - 1];
+        let m: usize = dims[..dims.len() - 1].iter().product();
+        let (r, ak) = al.shape().dims2()?;
+        let (n, br) = bl.shape().dims2()?;
+        if ak != k || br != r || self.weight.dims() != [n, k] {
+            candle_core::bail!("fused lora: x [.., {k}], A [{r}, {ak}], B [{n}, {br}], W {:?} do not fit", self.weight.dims());
+        }
+        let mut y = matmul_by_transposed(xs, xl.start_offset(), m, k, &self.weight)?;
+        let u = match &self.mask {
+            Some(mask) => {
+                let x = &f32_slice(xs, "x")?[xl.start_offset()..xl.start_offset() + m * k];
+                let (g, ml) = mask.storage_and_layout();
+                let mv = f32_slice(cpu_storage(&g, "mask")?, "mask")?;
+                let mv = &mv[ml.start_offset()..ml.start_offset() + m * k];
+                let dropped = CpuStorage::F32(x.iter().zip(mv).map(|(a, b)| a * b).collect());
+                matmul_nt(&dropped, 0, m, k, a_s, al.start_offset(), r)?
+            }
+            None => matmul_nt(xs, xl.start_offset(), m, k, a_s, al.start_offset(), r)?,
+        };
+        // Scaling the rank-r intermediate instead of the output: same product, r/out the work.
+        let u = match u {
+            CpuStorage::F32(mut v) => {
+                let s = self.scale as f32;
+                v.iter_mut().for_each(|e| *e *= s);
+                CpuStorage::F32(v)
+            }
+            _ => candle_core::bail!("fused lora: expected f32"),
+        };
+        let low = matmul_nt(&u, 0, m, r, b_s, bl.start_offset(), n)?;
+        match (&mut y, &low) {
+            (CpuStorage::F32(y), CpuStorage::F32(l)) => y.iter_mut().zip(l).for_each(|(a, b)| *a += b),
+            _ => candle_core::bail!("fused lora: expected f32"),
+        }
+        if let Some(bias) = &self.bias {
+            add_bias_rows(&mut y, bias, n)?;
+        }
+        let mut out = dims[..dims.len() - 1].to_vec();
+        out.push(n);
+        Ok((y, Shape::from(out)))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        a: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (n, k) = self.weight.dims2()?;
+        let m = grad.elem_count() / n.max(1);
+        let (a, b) = (a.detach(), b.detach());
+        let g = grad.contiguous()?.reshape((m, n))?;
+        let x2 = x.detach().contiguous()?.reshape((m, k))?;
+        let mask = self.mask.as_ref().map(|t| t.reshape((m, k))).transpose()?;
+        let xd = match &mask {
+            Some(mk) => (&x2 * mk)?,
+            None => x2,
+        };
+        // dL/d(rank-r product), scaled: [m, r].
+        let gb = (g.matmul(&b)? * self.scale)?;
+        let mut dlow = gb.matmul(&a)?;
+        if let Some(mk) = &mask {
+            dlow = (dlow * mk)?;
+        }
+        let dx = (g.matmul(&self.weight)? + dlow)?.reshape(x.shape())?;
+        let da = gb.t()?.matmul(&xd)?;
+        let u = (xd.matmul(&a.t()?)? * self.scale)?;
+        let db = g.t()?.matmul(&u)?;
+        Ok((Some(dx), Some(da), Some(db)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn filled(shape: &[usize], phase: f32) -> Tensor {
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n).map(|i| ((i as f32 + phase) * 0.731).sin()).collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn equals_the_composed_projection_and_its_gradients_with_bias_and_dropout() -> Result<()> {
+        let (w, bias) = (filled(&[4, 5], 0.0), filled(&[4], 9.0));
+        let mask_v: Vec<f32> = (0..2 * 3 * 5).map(|i| if i % 3 == 0 { 0.0 } else { 1.25 }).collect();
+        let mask = Tensor::from_vec(mask_v, (2, 3, 5), &Device::Cpu)?;
+        for with_mask in [false, true] {
+            let x = Var::from_tensor(&filled(&[2, 3, 5], 1.0))?;
+            let a = Var::from_tensor(&filled(&[2, 5], 2.0))?;
+            let b = Var::from_tensor(&filled(&[4, 2], 3.0))?;
+            let m = with_mask.then(|| mask.clone());
+            let fused = FusedLora { weight: w.clone(), bias: Some(bias.clone()), mask: m.clone(), scale: 1.5 }.apply(x.as_tensor(), a.as_tensor(), b.as_tensor())?;
+
+            let (x2, a2, b2) = (Var::from_tensor(x.as_tensor())?, Var::from_tensor(a.as_tensor())?, Var::from_tensor(b.as_tensor())?);
+            let xd = match &m {
+                Some(mk) => (x2.as_tensor() * mk)?,
+                None => x2.as_tensor().clone(),
+            };
+            let base = x2.as_tensor().broadcast_matmul(&w.t()?)?.broadcast_add(&bias)?;
+            let low = (xd.broadcast_matmul(&a2.as_tensor().t()?)?.broadcast_matmul(&b2.as_tensor().t()?)? * 1.5)?;
+            let composed = (base + low)?;
+
+            let diff = (&fused - &composed)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert!(diff < 1e-5, "forward differs by {diff}");
+            // A loss that weights every output differently, so every gradient entry matters.
+            let weights = filled(&[2, 3, 4], 5.0);
+            let (gf, gc) = ((&fused * &weights)?.sum_all()?.backward()?, (&composed * &weights)?.sum_all()?.backward()?);
+            for (name, f, c) in [("x", &x, &x2), ("A", &a, &a2), ("B", &b, &b2)] {
+                let (gf, gc) = (gf.get(f.as_tensor()).unwrap(), gc.get(c.as_tensor()).unwrap());
+                let d = (gf - gc)?.abs()?.max_all()?.to_scalar::<f32>()?;
+                assert!(d < 1e-5, "mask {with_mask}: d{name} differs by {d}");
+                assert!(gf.abs()?.max_all()?.to_scalar::<f32>()? > 0.0);
+            }
+        }
+        Ok(())
+    }
+}
