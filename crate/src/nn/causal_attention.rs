@@ -5,20 +5,20 @@
 //! - GQA without copying keys: the `h = kv * g` query heads are regrouped as `[b, kv, g*t, d]`,
 //!   so each KV head meets its `g` query heads in one matmul (head `i` uses KV head `i / g`, as
 //!   transformers' `repeat_kv`).
-//! - Softmax is written out with a detached row maximum: the maximum only guards `exp` against
-//!   overflow and cancels mathematically, so its backward would only add rounding noise.
-//! - The additive mask is a constant ([`broadcast_const`]): no gradient is computed for it.
+//! - Scaling, the additive mask and the softmax are one op ([`scaled_masked_softmax`]) with a
+//!   hand-written backward: composed, they kept six score-sized tensors per layer alive until
+//!   the backward pass; as one op the graph holds the raw scores and the probabilities. No
+//!   gradient is computed for the mask.
 //! - [`plan_step`] turns a padding mask and the cache's history into position ids and one
 //!   additive mask shared by every layer (`f32::MIN` where a key is hidden, as transformers).
 //!   Right padding (training) and left padding (batched generation) both work: positions count
 //!   real tokens only (`cumsum(mask) - 1`, padding at 1), keys at padded slots are hidden.
 
-use super::frozen_linear::{broadcast_const, ConstOp};
 use super::kv_cache::LayerKv;
 use super::lora::{LoraLinear, LoraMode};
 use super::rotary::{RopeTables, RotaryEmbedding};
 use crate::error::{Result, WotdError};
-use candle_core::{Device, Tensor, D};
+use candle_core::{CpuStorage, CustomOp1, Device, Layout, Shape, Storage, Tensor, D};
 
 /// Query/key/value projections.
 #[derive(Clone, Debug)]
@@ -116,24 +116,90 @@ impl CausalSelfAttention {
         let group = h / kvh;
         // [b, h, t, d] -> [b, kv, g*t, d]: query heads i*g..(i+1)*g share KV head i.
         let q = q.contiguous()?.reshape((b, kvh, group * t, d))?;
-        let scores = (q.matmul(&k.t()?)? * self.scale)?.reshape((b, h, t, total))?;
-        let scores = match ctx.mask {
-            Some(m) => broadcast_const(&scores, m, ConstOp::Add)?,
-            None => scores,
-        };
-        let probs = softmax_last_dim(&scores)?;
+        let scores = q.matmul(&k.t()?)?.reshape((b, h, t, total))?;
+        let probs = scaled_masked_softmax(&scores, self.scale, ctx.mask)?;
         let out = probs.reshape((b, kvh, group * t, total))?.matmul(&v)?;
         let out = out.reshape((b, h, t, d))?.transpose(1, 2)?.reshape((b, t, h * d))?;
         self.o.forward(&out, ctx.lora)
     }
 }
 
-/// Softmax over the last dimension from differentiable ops; the shift by the row maximum is a
-/// constant for the backward pass.
+/// Softmax over the last dimension, with a backward.
 pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
-    let max = x.max_keepdim(D::Minus1)?.detach();
-    let e = x.broadcast_sub(&max)?.exp()?;
-    Ok(e.broadcast_div(&e.sum_keepdim(D::Minus1)?)?)
+    let x = x.contiguous()?;
+    Ok(x.apply_op1(ScaledMaskedSoftmax { scale: 1.0, mask: None })?)
+}
+
+/// `softmax(scores * scale + mask)` over the last dimension of `scores` `[b, h, t, k]`, with
+/// `mask` an additive constant `[b or 1, 1, t, k]` shared by the heads.
+pub fn scaled_masked_softmax(scores: &Tensor, scale: f64, mask: Option<&Tensor>) -> Result<Tensor> {
+    if let Some(m) = mask {
+        let (sd, md) = (scores.dims(), m.dims());
+        if !(sd.len() == 4 && md.len() == 4 && (md[0] == sd[0] || md[0] == 1) && md[1] == 1 && md[2..] == sd[2..]) {
+            return Err(WotdError::InvalidInput(format!("attention mask {md:?} does not fit scores {sd:?}")));
+        }
+    }
+    let op = ScaledMaskedSoftmax { scale, mask: mask.map(|m| m.detach().contiguous()).transpose()? };
+    Ok(scores.contiguous()?.apply_op1(op)?)
+}
+
+struct ScaledMaskedSoftmax {
+    scale: f64,
+    mask: Option<Tensor>,
+}
+
+impl CustomOp1 for ScaledMaskedSoftmax {
+    fn name(&self) -> &'static str {
+        "scaled-masked-softmax"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("softmax: input must be contiguous");
+        };
+        let CpuStorage::F32(x) = storage else { candle_core::bail!("softmax: input must be f32") };
+        let dims = layout.dims();
+        let k = *dims.last().unwrap_or(&1);
+        let mut out = x[start..end].to_vec();
+        let scale = self.scale as f32;
+        let guard = self.mask.as_ref().map(|m| m.storage_and_layout());
+        let mask: Option<(&[f32], usize, usize, usize)> = match (&guard, &self.mask) {
+            (Some((g, l)), Some(m)) => {
+                let Storage::Cpu(CpuStorage::F32(v)) = &**g else { candle_core::bail!("softmax: mask must be an f32 CPU tensor") };
+                let md = m.dims();
+                // (values, batch of the mask, heads of the scores, rows per head)
+                Some((&v[l.start_offset()..], md[0], dims[1], dims[2]))
+            }
+            _ => None,
+        };
+        for (r, row) in out.chunks_exact_mut(k).enumerate() {
+            if scale != 1.0 {
+                row.iter_mut().for_each(|v| *v *= scale);
+            }
+            if let Some((m, mb, heads, t)) = mask {
+                let bi = r / (heads * t);
+                let ti = r % t;
+                let off = ((if mb == 1 { 0 } else { bi }) * t + ti) * k;
+                row.iter_mut().zip(&m[off..off + k]).for_each(|(v, &a)| *v += a);
+            }
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0f32;
+            row.iter_mut().for_each(|v| {
+                *v = (*v - max).exp();
+                sum += *v;
+            });
+            row.iter_mut().for_each(|v| *v /= sum);
+        }
+        Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+
+    fn bwd(&self, _arg: &Tensor, res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        // dx = scale * y * (g - sum(g * y)); the mask is a constant.
+        let y = res.detach();
+        let gy = (grad * &y)?;
+        let s = gy.sum_keepdim(D::Minus1)?;
+        Ok(Some(((gy - y.broadcast_mul(&s)?)? * self.scale)?))
+    }
 }
 
 /// Position ids and attention mask of one forward call.

@@ -6,12 +6,6 @@
 //! both operands unconditionally. For LoRA fine-tuning that is a full-size weight gradient per
 //! projection per step, computed and thrown away. Here the weight is not an operand of the graph
 //! at all: the op's only input is `x`, and its backward returns `grad W` for the input alone.
-//!
-//! [`broadcast_const`] applies the same idea to constants combined elementwise with activations
-//! (rotary cos/sin tables, attention masks): `x + c` or `x * c` with `c` broadcast over the head
-//! dimension, whose backward is `grad` or `grad * c` for `x` alone. Through a plain
-//! `broadcast_mul`, candle would also compute `grad * x` for `c` and sum it over the heads, a
-//! strided reduction that costs more than the multiplication itself.
 
 use crate::error::{Result, WotdError};
 use candle_core::backend::BackendStorage;
@@ -179,103 +173,10 @@ fn add_rows(out: &mut CpuStorage, bias: &CpuStorage, offset: usize, n: usize) ->
     Ok(())
 }
 
-/// How [`broadcast_const`] combines.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ConstOp {
-    Add,
-    Mul,
-}
-
-/// `x op c` for a constant `c` of `x`'s shape, or, for `x` `[b, h, ...]`, of shape
-/// `[b or 1, 1, ...]` (broadcast over dim 1, and over dim 0 when its size is 1). Only `x`
-/// receives a gradient.
-pub fn broadcast_const(x: &Tensor, c: &Tensor, op: ConstOp) -> Result<Tensor> {
-    let (xd, cd) = (x.dims(), c.dims());
-    let same = xd == cd;
-    let over_heads = xd.len() >= 2 && cd.len() == xd.len() && (cd[0] == xd[0] || cd[0] == 1) && cd[1] == 1 && cd[2..] == xd[2..];
-    let fits = (same || over_heads) && x.dtype() == candle_core::DType::F32 && c.dtype() == candle_core::DType::F32;
-    if !fits {
-        return Err(WotdError::InvalidInput(format!("constant {cd:?} cannot be broadcast over the heads of {xd:?}")));
-    }
-    let x = x.contiguous()?;
-    Ok(x.apply_op1(HeadConst { c: c.detach().contiguous()?, op })?)
-}
-
-struct HeadConst {
-    c: Tensor,
-    op: ConstOp,
-}
-
-impl CustomOp1 for HeadConst {
-    fn name(&self) -> &'static str {
-        "head-broadcast-const"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("head-broadcast constant: input must be contiguous");
-        };
-        let CpuStorage::F32(x) = storage else { candle_core::bail!("head-broadcast constant: input must be f32") };
-        let (c_guard, c_layout) = self.c.storage_and_layout();
-        let Storage::Cpu(CpuStorage::F32(c)) = &*c_guard else {
-            candle_core::bail!("head-broadcast constant: constant must be an f32 CPU tensor");
-        };
-        let dims = layout.dims();
-        let c = &c[c_layout.start_offset()..c_layout.start_offset() + self.c.elem_count()];
-        let mut out = x[start..end].to_vec();
-        // Same shape: one row covering everything; else rows of `inner` per (batch, head).
-        let (h, inner, per_batch) = if self.c.dims() == dims {
-            (1, out.len(), false)
-        } else {
-            (dims[1], dims[2..].iter().product(), self.c.dims()[0] != 1)
-        };
-        if inner > 0 {
-            for (row, chunk) in out.chunks_exact_mut(inner).enumerate() {
-                let bi = row / h.max(1);
-                let cc = &c[if per_batch { bi * inner } else { 0 }..][..inner];
-                match self.op {
-                    ConstOp::Add => chunk.iter_mut().zip(cc).for_each(|(v, k)| *v += k),
-                    ConstOp::Mul => chunk.iter_mut().zip(cc).for_each(|(v, k)| *v *= k),
-                }
-            }
-        }
-        Ok((CpuStorage::F32(out), layout.shape().clone()))
-    }
-
-    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        Ok(Some(match self.op {
-            ConstOp::Add => grad_res.clone(),
-            ConstOp::Mul => grad_res.contiguous()?.apply_op1_no_bwd(&HeadConst { c: self.c.clone(), op: ConstOp::Mul })?,
-        }))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use candle_core::{Device, Var};
-
-    #[test]
-    fn head_constants_match_broadcast_ops_and_leave_the_constant_without_gradient() -> Result<()> {
-        let dev = Device::Cpu;
-        let x = Var::from_tensor(&Tensor::arange(0f32, 24., &dev)?.reshape((2, 3, 2, 2))?)?;
-        for c in [Tensor::new(&[[[[1f32, -2.], [0.5, 3.]]], [[[2f32, 0.], [-1., 1.]]]], &dev)?, Tensor::new(&[[[[1f32, -2.], [0.5, 3.]]]], &dev)?] {
-            for (op, want) in [(ConstOp::Add, x.as_tensor().broadcast_add(&c)?), (ConstOp::Mul, x.as_tensor().broadcast_mul(&c)?)] {
-                let y = broadcast_const(x.as_tensor(), &c, op)?;
-                assert_eq!(y.flatten_all()?.to_vec1::<f32>()?, want.flatten_all()?.to_vec1::<f32>()?);
-                let w = Tensor::arange(0f32, 24., &dev)?.reshape((2, 3, 2, 2))?.sin()?;
-                let g = (&y * &w)?.sum_all()?.backward()?;
-                let g_ref = (&want * &w)?.sum_all()?.backward()?;
-                assert_eq!(g.get(&x).unwrap().flatten_all()?.to_vec1::<f32>()?, g_ref.get(&x).unwrap().flatten_all()?.to_vec1::<f32>()?);
-                assert!(g.get(&c).is_none());
-            }
-        }
-        let same = Tensor::arange(0f32, 24., &dev)?.reshape((2, 3, 2, 2))?.cos()?;
-        let y = broadcast_const(x.as_tensor(), &same, ConstOp::Mul)?;
-        assert_eq!(y.flatten_all()?.to_vec1::<f32>()?, (x.as_tensor() * &same)?.flatten_all()?.to_vec1::<f32>()?);
-        assert!(broadcast_const(x.as_tensor(), &Tensor::zeros((2, 3, 1, 2), candle_core::DType::F32, &dev)?, ConstOp::Add).is_err());
-        Ok(())
-    }
 
     #[test]
     fn forward_matches_matmul_and_backward_reaches_only_the_input() -> Result<()> {

@@ -374,7 +374,10 @@ impl LoraLinear {
             return Err(WotdError::InvalidInput(format!("{} expects last dimension {}, got shape {:?}", self.path, self.in_features(), x.dims())));
         }
         let mask = match mode.dropout {
-            Some(rng) if ad.dropout > 0.0 => Some(Tensor::from_vec(dropout_mask(x.elem_count(), ad.dropout, rng)?, x.shape(), x.device())?),
+            Some(rng) if ad.dropout > 0.0 => {
+                let mut rng = rng.lock().map_err(|_| WotdError::Panic("dropout RNG lock poisoned".into()))?;
+                Some(DropoutMask::draw(x.elem_count(), ad.dropout, &mut rng))
+            }
             _ => None,
         };
         let op = FusedLora { weight: self.base.weight().clone(), bias: self.base.bias().cloned(), mask, scale: ad.scale };
@@ -385,28 +388,52 @@ impl LoraLinear {
 /// Inverted dropout: zero with probability `p`, scale survivors by `1 / (1 - p)`.
 #[cfg(test)]
 fn dropout(x: &Tensor, p: f64, rng: &Mutex<SeededRng>) -> Result<Tensor> {
-    let mask = Tensor::from_vec(dropout_mask(x.elem_count(), p, rng)?, x.shape(), x.device())?;
-    Ok((x * mask)?)
+    let mask = DropoutMask::draw(x.elem_count(), p, &mut rng.lock().unwrap()).values();
+    Ok((x * Tensor::from_vec(mask, x.shape(), x.device())?)?)
 }
 
-/// An inverted-dropout mask of `n` elements: 0 with probability `p`, else `1 / (1 - p)`. Each
-/// 64-bit draw decides four elements (16 bits each, so `p` is resolved to 1/65536): masks are
-/// drawn for every adapted projection of every step, and one draw per element was a visible
-/// cost.
-fn dropout_mask(n: usize, p: f64, rng: &Mutex<SeededRng>) -> Result<Vec<f32>> {
-    let keep = 1.0 - p;
-    let scale = (1.0 / keep) as f32;
-    let threshold = (keep * 65536.0).round() as u64;
-    let mut rng = rng.lock().map_err(|_| WotdError::Panic("dropout RNG lock poisoned".into()))?;
-    let mut out = Vec::with_capacity(n + 3);
-    while out.len() < n {
-        let r = rng.next_u64();
-        for k in 0..4 {
-            out.push(if (r >> (16 * k)) & 0xFFFF < threshold { scale } else { 0.0 });
+/// An inverted-dropout mask of `n` elements (0 with probability `p`, else `1 / (1 - p)`) kept
+/// as the generator state it was drawn from: 32 bytes instead of `4n`, so the graph of a
+/// training step does not hold a mask per adapted projection; the forward and backward passes
+/// regenerate it. Each 64-bit draw decides four elements (16 bits each, so `p` is resolved to
+/// 1/65536): masks are drawn for every adapted projection of every step, and one draw per
+/// element was a visible cost.
+#[derive(Clone, Debug)]
+pub(crate) struct DropoutMask {
+    state: [u64; 4],
+    n: usize,
+    p: f64,
+}
+
+impl DropoutMask {
+    /// Takes the mask's draws from `rng`, leaving it where generating the mask would.
+    pub(crate) fn draw(n: usize, p: f64, rng: &mut SeededRng) -> Self {
+        let state = rng.state();
+        for _ in 0..n.div_ceil(4) {
+            rng.next_u64();
         }
+        DropoutMask { state, n, p }
     }
-    out.truncate(n);
-    Ok(out)
+
+    pub(crate) fn len(&self) -> usize {
+        self.n
+    }
+
+    pub(crate) fn values(&self) -> Vec<f32> {
+        let keep = 1.0 - self.p;
+        let scale = (1.0 / keep) as f32;
+        let threshold = (keep * 65536.0).round() as u64;
+        let mut rng = SeededRng::from_state(self.state);
+        let mut out = Vec::with_capacity(self.n + 3);
+        while out.len() < self.n {
+            let r = rng.next_u64();
+            for k in 0..4 {
+                out.push(if (r >> (16 * k)) & 0xFFFF < threshold { scale } else { 0.0 });
+            }
+        }
+        out.truncate(self.n);
+        out
+    }
 }
 
 /// PEFT file keys of the adapter on module `path`.

@@ -5,10 +5,12 @@
 //! Composed from ordinary ops, every intermediate (the base output, the dropped input, the
 //! rank-r product, the low-rank output, their sum) is an input of some node and stays alive
 //! until the backward pass: three output-sized and one input-sized tensor per projection, about
-//! a third of a decoder layer's activation memory. Here the graph holds only `x` (and the mask,
-//! when there is dropout); the backward recomputes the cheap rank-r product instead.
+//! a third of a decoder layer's activation memory. Here the graph holds only `x`; the dropout
+//! mask is kept as the generator state it came from, and the backward recomputes it and the
+//! cheap rank-r product.
 
-use super::frozen_linear::{add_bias_rows, cpu_storage, matmul_by_transposed, matmul_nt};
+use super::frozen_linear::{add_bias_rows, matmul_by_transposed, matmul_nt};
+use super::lora::DropoutMask;
 use crate::error::Result;
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 
@@ -16,8 +18,8 @@ pub(crate) struct FusedLora {
     /// Frozen `[out, in]` weight and `[out]` bias.
     pub weight: Tensor,
     pub bias: Option<Tensor>,
-    /// Inverted-dropout mask of `x`'s shape (0 or `1 / keep`), when dropout is on.
-    pub mask: Option<Tensor>,
+    /// Inverted-dropout mask over `x`'s elements, when dropout is on.
+    pub mask: Option<DropoutMask>,
     pub scale: f64,
 }
 
@@ -65,11 +67,13 @@ impl CustomOp3 for FusedLora {
         let mut y = matmul_by_transposed(xs, xl.start_offset(), m, k, &self.weight)?;
         let u = match &self.mask {
             Some(mask) => {
+                if mask.len() != m * k {
+                    candle_core::bail!("fused lora: dropout mask of {} elements for an input of {}", mask.len(), m * k);
+                }
                 let x = &f32_slice(xs, "x")?[xl.start_offset()..xl.start_offset() + m * k];
-                let (g, ml) = mask.storage_and_layout();
-                let mv = f32_slice(cpu_storage(&g, "mask")?, "mask")?;
-                let mv = &mv[ml.start_offset()..ml.start_offset() + m * k];
-                let dropped = CpuStorage::F32(x.iter().zip(mv).map(|(a, b)| a * b).collect());
+                let mut dropped = mask.values();
+                dropped.iter_mut().zip(x).for_each(|(d, v)| *d *= v);
+                let dropped = CpuStorage::F32(dropped);
                 matmul_nt(&dropped, 0, m, k, a_s, al.start_offset(), r)?
             }
             None => matmul_nt(xs, xl.start_offset(), m, k, a_s, al.start_offset(), r)?,
@@ -109,7 +113,7 @@ impl CustomOp3 for FusedLora {
         let (a, b) = (a.detach(), b.detach());
         let g = grad.contiguous()?.reshape((m, n))?;
         let x2 = x.detach().contiguous()?.reshape((m, k))?;
-        let mask = self.mask.as_ref().map(|t| t.reshape((m, k))).transpose()?;
+        let mask = self.mask.as_ref().map(|d| Tensor::from_vec(d.values(), (m, k), x.device())).transpose()?;
         let xd = match &mask {
             Some(mk) => (&x2 * mk)?,
             None => x2,
@@ -142,14 +146,14 @@ mod tests {
     #[test]
     fn equals_the_composed_projection_and_its_gradients_with_bias_and_dropout() -> Result<()> {
         let (w, bias) = (filled(&[4, 5], 0.0), filled(&[4], 9.0));
-        let mask_v: Vec<f32> = (0..2 * 3 * 5).map(|i| if i % 3 == 0 { 0.0 } else { 1.25 }).collect();
-        let mask = Tensor::from_vec(mask_v, (2, 3, 5), &Device::Cpu)?;
+        let drop = DropoutMask::draw(2 * 3 * 5, 0.2, &mut crate::nn::lora::SeededRng::new(4));
+        let mask = Tensor::from_vec(drop.values(), (2, 3, 5), &Device::Cpu)?;
         for with_mask in [false, true] {
             let x = Var::from_tensor(&filled(&[2, 3, 5], 1.0))?;
             let a = Var::from_tensor(&filled(&[2, 5], 2.0))?;
             let b = Var::from_tensor(&filled(&[4, 2], 3.0))?;
             let m = with_mask.then(|| mask.clone());
-            let fused = FusedLora { weight: w.clone(), bias: Some(bias.clone()), mask: m.clone(), scale: 1.5 }.apply(x.as_tensor(), a.as_tensor(), b.as_tensor())?;
+            let fused = FusedLora { weight: w.clone(), bias: Some(bias.clone()), mask: with_mask.then(|| drop.clone()), scale: 1.5 }.apply(x.as_tensor(), a.as_tensor(), b.as_tensor())?;
 
             let (x2, a2, b2) = (Var::from_tensor(x.as_tensor())?, Var::from_tensor(a.as_tensor())?, Var::from_tensor(b.as_tensor())?);
             let xd = match &m {

@@ -1,9 +1,10 @@
 //! RMSNorm as in Llama and Phi-3: `w * x / sqrt(mean(x^2) + eps)` over the last dimension.
 //!
-//! Written out from basic ops, each with a backward (candle's fused `rms_norm` kernel has
-//! none). The learned scale `w` is applied by a custom op that holds it, so, like
-//! [`super::FrozenLinear`], no gradient for the frozen scale is ever computed: a plain
-//! `broadcast_mul` would compute `grad * x_hat` for `w` on every backward pass.
+//! One custom op with a hand-written backward (candle's fused `rms_norm` kernel records none).
+//! Composed from basic ops it kept `x^2` and the normalised `x` alive for every norm until the
+//! backward pass; here the graph holds only `x`, and the backward recomputes the per-row scale.
+//! The learned `w` lives inside the op, so, like [`super::FrozenLinear`], no gradient for the
+//! frozen scale is ever computed.
 
 use crate::error::{Result, WotdError};
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Storage, Tensor, D};
@@ -37,45 +38,54 @@ impl RmsNorm {
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let dim = self.weight.dims()[0];
-        if x.dims().last() != Some(&dim) {
-            return Err(WotdError::InvalidInput(format!("RMSNorm of width {dim} applied to shape {:?}", x.dims())));
+        if x.dims().last() != Some(&dim) || x.dtype() != DType::F32 {
+            return Err(WotdError::InvalidInput(format!("RMSNorm of width {dim} applied to {:?} {:?}", x.dtype(), x.dims())));
         }
-        let inv_rms = (x.sqr()?.mean_keepdim(D::Minus1)? + self.eps)?.sqrt()?.recip()?;
-        let normed = x.broadcast_mul(&inv_rms)?.contiguous()?;
-        Ok(normed.apply_op1(FrozenScale { weight: self.weight.clone() })?)
+        Ok(x.contiguous()?.apply_op1(FrozenRmsNorm { weight: self.weight.clone(), eps: self.eps })?)
     }
 }
 
-/// `y = x * w` with `w` broadcast along the last dimension; backward `grad * w` for `x` only.
-struct FrozenScale {
+/// `y = w * x * r` with `r = 1 / sqrt(mean(x^2) + eps)` per row; backward for `x` only:
+/// `dx = r (g w) - x r^3 mean(g w x)`.
+struct FrozenRmsNorm {
     weight: Tensor,
+    eps: f64,
 }
 
-impl CustomOp1 for FrozenScale {
+impl CustomOp1 for FrozenRmsNorm {
     fn name(&self) -> &'static str {
-        "frozen-scale"
+        "frozen-rms-norm"
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("frozen scale: input must be contiguous");
+            candle_core::bail!("rms norm: input must be contiguous");
         };
         let (w_guard, w_layout) = self.weight.storage_and_layout();
         let Storage::Cpu(CpuStorage::F32(w)) = &*w_guard else {
-            candle_core::bail!("frozen scale: weight must be an f32 CPU tensor");
+            candle_core::bail!("rms norm: weight must be an f32 CPU tensor");
         };
         let n = self.weight.dims()[0];
         let w = &w[w_layout.start_offset()..w_layout.start_offset() + n];
         let CpuStorage::F32(x) = storage else {
-            candle_core::bail!("frozen scale: input must be f32");
+            candle_core::bail!("rms norm: input must be f32");
         };
         let mut out = x[start..end].to_vec();
-        out.chunks_exact_mut(n).for_each(|row| row.iter_mut().zip(w).for_each(|(v, &s)| *v *= s));
+        for row in out.chunks_exact_mut(n) {
+            let ms = row.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>() / n as f64;
+            let r = (1.0 / (ms + self.eps).sqrt()) as f32;
+            row.iter_mut().zip(w).for_each(|(v, &s)| *v = *v * r * s);
+        }
         Ok((CpuStorage::F32(out), layout.shape().clone()))
     }
 
-    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        Ok(Some(grad_res.broadcast_mul(&self.weight)?))
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let x = arg.detach();
+        let r = (x.sqr()?.mean_keepdim(D::Minus1)? + self.eps)?.sqrt()?.recip()?;
+        let gw = grad_res.broadcast_mul(&self.weight)?;
+        let dot = (&gw * &x)?.mean_keepdim(D::Minus1)?;
+        let dx = (gw.broadcast_mul(&r)? - x.broadcast_mul(&(r.powf(3.0)? * dot)?)?)?;
+        Ok(Some(dx))
     }
 }
 

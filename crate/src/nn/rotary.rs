@@ -1,21 +1,19 @@
 //! Rotary position embeddings in Hugging Face's `rotate_half` layout (pairs `i, i + d/2`),
 //! with the default frequencies and Phi-3's `longrope` scaling.
 //!
-//! The rotation is `x * cos + rotate_half(x) * sin`, composed of ops that all have a backward
-//! (candle's fused `rope` kernels have none). `rotate_half(x) = cat(-x2, x1)` is applied as the
-//! exact signed permutation matrix it is, through a [`FrozenLinear`]: one small matmul whose
-//! backward is one more, where `narrow`/`neg`/`cat` would cost a zero-padded copy per `narrow`
-//! in the backward pass. `cos`/`sin` multiply as constants ([`broadcast_const`]), so no gradient
-//! is computed for the tables.
+//! The rotation `x * cos + rotate_half(x) * sin` (`rotate_half(x) = cat(-x2, x1)`) is one
+//! custom op with a backward (candle's fused `rope` kernels have none): the transposed rotation
+//! `g * cos + rotate_half^T(g * sin)`. Composed from `narrow`/`neg`/`cat` and two multiplies,
+//! it kept four `x`-sized tensors per call alive until the backward pass; as one op the graph
+//! holds only `x`, and no gradient is computed for the constant tables.
 //!
 //! `longrope` follows transformers: per forward call, `seq_len = max(position) + 1` over the
 //! whole batch picks the long factors when it exceeds `original_max_position_embeddings`, else
 //! the short ones; with a KV cache the choice is re-made per call, so keys cached before a switch
 //! keep their earlier rotation. The attention factor multiplies both `cos` and `sin`.
 
-use super::frozen_linear::{broadcast_const, ConstOp, FrozenLinear};
 use crate::error::{Result, WotdError};
-use candle_core::{Device, Tensor, D};
+use candle_core::{CpuStorage, CustomOp1, Device, Layout, Shape, Storage, Tensor, D};
 use serde_json::Value;
 
 /// How the base frequencies are scaled.
@@ -114,8 +112,6 @@ pub struct RotaryEmbedding {
     /// Long-factor frequencies and the length above which they apply.
     long: Option<(Vec<f32>, usize)>,
     attention_scaling: f32,
-    /// `rotate_half` as a `[rotary_dim, rotary_dim]` signed permutation.
-    rotate_half: FrozenLinear,
 }
 
 impl RotaryEmbedding {
@@ -148,14 +144,7 @@ impl RotaryEmbedding {
                 (freqs(Some(short_factor)), Some((freqs(Some(long_factor)), orig)), attn as f32)
             }
         };
-        let d = cfg.rotary_dim;
-        let mut perm = vec![0f32; d * d];
-        for j in 0..half {
-            perm[j * d + j + half] = -1.0; // out j = -x[j + d/2]
-            perm[(j + half) * d + j] = 1.0; // out j + d/2 = x[j]
-        }
-        let rotate_half = FrozenLinear::new(Tensor::from_vec(perm, (d, d), &Device::Cpu)?, None)?;
-        Ok(Self { head_dim: cfg.head_dim, rotary_dim: cfg.rotary_dim, inv_freq, long, attention_scaling, rotate_half })
+        Ok(Self { head_dim: cfg.head_dim, rotary_dim: cfg.rotary_dim, inv_freq, long, attention_scaling })
     }
 
     /// The frequencies used at short lengths (all lengths for default RoPE).
@@ -209,9 +198,70 @@ impl RotaryEmbedding {
     }
 
     fn rotate(&self, x: &Tensor, t: &RopeTables) -> Result<Tensor> {
-        let x = x.contiguous()?;
-        let rotated = self.rotate_half.forward(&x)?;
-        Ok((broadcast_const(&x, &t.cos, ConstOp::Mul)? + broadcast_const(&rotated, &t.sin, ConstOp::Mul)?)?)
+        let (b, _, tt, d) = x.dims4()?;
+        let (cb, one, ct, cd) = t.cos.dims4()?;
+        if !((cb == b || cb == 1) && one == 1 && ct == tt && cd == d && t.sin.dims() == t.cos.dims()) {
+            return Err(WotdError::InvalidInput(format!("rotary tables {:?} do not fit {:?}", t.cos.dims(), x.dims())));
+        }
+        let op = Rotate { cos: t.cos.contiguous()?, sin: t.sin.contiguous()?, transposed: false };
+        Ok(x.contiguous()?.apply_op1(op)?)
+    }
+}
+
+/// `x * cos + rotate_half(x) * sin` over `[b, heads, t, d]`, tables `[b or 1, 1, t, d]`; with
+/// `transposed`, the adjoint `x * cos + rotate_half^T(x * sin)`, which is the backward.
+struct Rotate {
+    cos: Tensor,
+    sin: Tensor,
+    transposed: bool,
+}
+
+impl CustomOp1 for Rotate {
+    fn name(&self) -> &'static str {
+        "rotary"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("rotary: input must be contiguous");
+        };
+        let CpuStorage::F32(x) = storage else { candle_core::bail!("rotary: input must be f32") };
+        let x = &x[start..end];
+        let (b, h, t, d) = layout.shape().dims4()?;
+        let half = d / 2;
+        let table_b = self.cos.dims()[0];
+        let (cg, cl) = self.cos.storage_and_layout();
+        let (sg, sl) = self.sin.storage_and_layout();
+        let (Storage::Cpu(CpuStorage::F32(cos)), Storage::Cpu(CpuStorage::F32(sin))) = (&*cg, &*sg) else {
+            candle_core::bail!("rotary: tables must be f32 CPU tensors");
+        };
+        let (co, so) = (cl.start_offset(), sl.start_offset());
+        let mut out = vec![0f32; x.len()];
+        for bi in 0..b {
+            for hi in 0..h {
+                for ti in 0..t {
+                    let row = ((bi * h + hi) * t + ti) * d;
+                    let tab = ((if table_b == 1 { 0 } else { bi }) * t + ti) * d;
+                    let (xr, yr) = (&x[row..row + d], &mut out[row..row + d]);
+                    let (c, s) = (&cos[co + tab..co + tab + d], &sin[so + tab..so + tab + d]);
+                    for j in 0..half {
+                        if self.transposed {
+                            yr[j] = xr[j] * c[j] + xr[j + half] * s[j + half];
+                            yr[j + half] = xr[j + half] * c[j + half] - xr[j] * s[j];
+                        } else {
+                            yr[j] = xr[j] * c[j] + (-xr[j + half]) * s[j];
+                            yr[j + half] = xr[j + half] * c[j + half] + xr[j] * s[j + half];
+                        }
+                    }
+                }
+            }
+        }
+        Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+
+    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let adjoint = Rotate { cos: self.cos.clone(), sin: self.sin.clone(), transposed: !self.transposed };
+        Ok(Some(grad_res.contiguous()?.apply_op1_no_bwd(&adjoint)?))
     }
 }
 
@@ -271,7 +321,7 @@ mod tests {
     }
 
     #[test]
-    fn permutation_form_equals_the_textbook_rotate_half_in_value_and_gradient() -> Result<()> {
+    fn fused_rotation_equals_the_textbook_rotate_half_in_value_and_gradient() -> Result<()> {
         let dev = Device::Cpu;
         let cfg = json!({"rope_theta": 10000.0, "max_position_embeddings": 64, "original_max_position_embeddings": 8,
             "rope_scaling": {"type": "longrope", "short_factor": [1.0, 1.5, 2.0, 3.0], "long_factor": [2.0, 3.0, 5.0, 9.0]}});
