@@ -9,7 +9,7 @@
 //!       --example full_profile_feasibility -- [flags]
 //!
 //!   --config PATH     HF config.json (default benchmark/full-profile/phi-3.5-mini-instruct.config.json)
-//!   --batches 1,8     batch sizes to measure, in order (default 1,8)
+//!   --batches 1,4,8   batch sizes to measure, in order (default 1,4,8; the pipeline trains at 8)
 //!   --steps N         measured optimizer steps per batch size, after one warm-up step (default 3)
 //!   --seq N           tokens per example (default 64: a DSL prompt in Phi-3's chat template)
 //!   --answer N        labeled answer tokens at the end of each example (default 8)
@@ -49,7 +49,7 @@ fn parse_args() -> Args {
     let root = repo_root();
     let mut a = Args {
         config: root.join("benchmark/full-profile/phi-3.5-mini-instruct.config.json"),
-        batches: vec![1, 8],
+        batches: vec![1, 4, 8],
         steps: 3,
         seq: 64,
         answer: 8,
