@@ -215,3 +215,30 @@ test.serial('export: GGUF from a generator and mergeAdapter in both formats load
     rmSync(dir, { recursive: true, force: true })
   }
 })
+
+test.serial('activation checkpointing (every layer, every second, off) trains to the same losses', async (t) => {
+  const losses: number[][] = []
+  for (const gradientCheckpointing of [false, true, 2]) {
+    const dir = tmp('ckpt')
+    try {
+      const r = await new DSLTrainer().train(WORDS, {
+        ...LEARN,
+        lora: { rank: 8, alpha: 16, dropout: 0.1 },
+        steps: 5,
+        outDir: dir,
+        gradientCheckpointing,
+      })
+      losses.push(r.losses)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }
+  t.is(losses[0].length, 5)
+  for (const other of losses.slice(1)) {
+    other.forEach((l, i) => t.true(Math.abs(l - losses[0][i]) <= 1e-5 * Math.abs(losses[0][i]), `step ${i + 1}: ${l} vs ${losses[0][i]}`))
+  }
+  await t.throwsAsync(new DSLTrainer().train(WORDS, { ...LEARN, outDir: tmp('bad'), gradientCheckpointing: -1 }), {
+    instanceOf: InvalidInputError,
+    message: /gradientCheckpointing/,
+  })
+})

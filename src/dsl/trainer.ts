@@ -85,6 +85,13 @@ export interface DSLRunOptions {
 export interface DSLSessionOptions {
   checkpointEvery?: number
   keepCheckpoints?: number
+  /**
+   * Activation checkpointing: recompute every n-th layer's activations in the backward pass
+   * instead of keeping them (the same gradients, less memory, one more forward pass of those
+   * layers). `true` = every layer, `false` or 0 = off, a number n = every n-th layer.
+   * Default 2 (about 20% slower for about 25% less memory on SmolLM2).
+   */
+  gradientCheckpointing?: boolean | number
   /** Never contact the Hugging Face Hub. */
   offline?: boolean
   revision?: string
@@ -179,10 +186,19 @@ function nativeOptions(m: Manifest, outDir: string, s: DSLSessionOptions, resume
     patience: r.patience,
     checkpointEvery: s.checkpointEvery,
     keepCheckpoints: s.keepCheckpoints,
+    gradientCheckpointing: recomputeEveryNthLayer(s.gradientCheckpointing),
     outDir,
     seed: r.seed,
     resume,
   }
+}
+
+/** `gradientCheckpointing` as the native option: every n-th layer, 0 for never. */
+export function recomputeEveryNthLayer(v: boolean | number | undefined): number | undefined {
+  if (v === undefined) return undefined
+  if (typeof v === 'boolean') return v ? 1 : 0
+  if (!Number.isInteger(v) || v < 0) throw new InvalidInputError(`gradientCheckpointing must be true, false or a whole number of layers >= 0, got ${v}`)
+  return v
 }
 
 async function writeManifest(dir: string, m: Manifest): Promise<void> {

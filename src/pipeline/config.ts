@@ -57,6 +57,13 @@ export const TrainingConfigSchema = z
         steps: z.number().int().min(1).max(100_000).default(60),
         batchSize: z.number().int().min(1).max(256).default(8),
         gradAccum: z.number().int().min(1).max(64).default(1),
+        /**
+         * Activation checkpointing: recompute every n-th layer in the backward pass instead of
+         * keeping its activations (`true` every layer, `false`/0 off). The same gradients;
+         * not part of the stage's input hash. Default 2: on SmolLM2 about 25% less memory
+         * for about 20% more time (every layer: 40% less for 30% more).
+         */
+        gradientCheckpointing: z.union([z.boolean(), z.number().int().min(0).max(1024)]).default(2),
         learningRate: z.number().positive().max(1).default(1e-3),
         warmupSteps: z.number().int().min(0).default(6),
         weightDecay: z.number().min(0).max(1).default(0.0),
@@ -78,6 +85,7 @@ export const TrainingConfigSchema = z
         steps: 60,
         batchSize: 8,
         gradAccum: 1,
+        gradientCheckpointing: 2,
         learningRate: 1e-3,
         warmupSteps: 6,
         weightDecay: 0,

@@ -27,6 +27,8 @@
 //! masked_lm_loss(&logits, &labels) -> Result<Tensor>                         // mean, -100 ignored
 //! .new_cache() -> KvCache
 //! .set_training(bool)   // LoRA dropout from the model's own stream in `forward`/`final_hidden`
+//! .set_gradient_checkpointing(n)   // recompute every n-th layer in the backward pass (0: off)
+//! .backward(&loss) -> Result<GradStore>  // loss.backward() + checkpointed layers' LoRA grads
 //!
 //! // LoRA
 //! .add_adapter(LoraConfig) -> Result<()>           // fresh PEFT init (A kaiming-uniform, B 0)
@@ -44,6 +46,7 @@
 //! left-padded batches decode like unpadded prompts and right-padded training batches match
 //! transformers' default `arange` positions on every real token.
 
+use super::layer_checkpoint::{checkpointed_forward, GradSink};
 use super::{llama, phi3};
 use crate::error::{Context, Result, WotdError};
 use crate::io::{ModelFiles, Resolved, TextTokenizer, TokenizerSource};
@@ -55,6 +58,7 @@ use crate::nn::mlp::SwiGlu;
 use crate::nn::rms_norm::RmsNorm;
 use crate::nn::rotary::{RotaryConfig, RotaryEmbedding};
 use crate::nn::Embedding;
+use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var, D};
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
@@ -224,7 +228,7 @@ impl DecoderLayer {
         Ok((&h + self.mlp.forward(&self.post_attention_layernorm.forward(&h)?, ctx.lora)?)?)
     }
 
-    fn projections(&self) -> Vec<&LoraLinear> {
+    pub(crate) fn projections(&self) -> Vec<&LoraLinear> {
         let mut v = self.self_attn.projections();
         v.extend(self.mlp.projections());
         v
@@ -264,6 +268,10 @@ pub struct CausalLm {
     adapter: Option<LoraConfig>,
     dropout_rng: Mutex<SeededRng>,
     training: bool,
+    /// Every how many layers one is recomputed in the backward pass instead of keeping its
+    /// activations ([`super::layer_checkpoint`]); 0 never.
+    checkpoint_every: usize,
+    grad_sink: GradSink,
     base_model: String,
     device: Device,
 }
@@ -347,6 +355,8 @@ impl CausalLm {
             adapter: None,
             dropout_rng: Mutex::new(SeededRng::new(0)),
             training: false,
+            checkpoint_every: 0,
+            grad_sink: GradSink::default(),
             base_model: String::new(),
             device,
             config: cfg,
@@ -385,6 +395,27 @@ impl CausalLm {
 
     pub fn is_training(&self) -> bool {
         self.training
+    }
+
+    /// Activation checkpointing for recorded forwards: layers 0, n, 2n, ... keep only their
+    /// input and are recomputed in the backward pass (one extra forward of those layers for
+    /// their activation memory); `n = 0` turns it off, `n = 1` checkpoints every layer.
+    /// Gradients of LoRA weights then arrive through [`CausalLm::backward`], not
+    /// `loss.backward()` alone.
+    pub fn set_gradient_checkpointing(&mut self, every_n_layers: usize) {
+        self.checkpoint_every = every_n_layers;
+    }
+
+    pub fn gradient_checkpointing(&self) -> usize {
+        self.checkpoint_every
+    }
+
+    /// `loss.backward()` plus the LoRA gradients found while recomputing checkpointed layers.
+    pub fn backward(&self, loss: &Tensor) -> Result<GradStore> {
+        self.grad_sink.clear();
+        let mut grads = loss.backward()?;
+        self.grad_sink.drain_into(&mut grads)?;
+        Ok(grads)
     }
 
     /// An empty cache for this model.
@@ -514,7 +545,11 @@ impl CausalLm {
                 Some(c) => Some(c.layer_mut(i)?),
                 None => None,
             };
-            h = layer.forward(&h, &ctx, kv)?;
+            h = if self.checkpoint_every > 0 && i % self.checkpoint_every == 0 && lora_mode.track_grad && kv.is_none() && trace.is_none() {
+                checkpointed_forward(layer, &h, &ctx, &self.grad_sink)?
+            } else {
+                layer.forward(&h, &ctx, kv)?
+            };
             if let Some(tr) = trace.as_deref_mut() {
                 tr.push(h.clone());
             }

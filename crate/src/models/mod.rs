@@ -5,6 +5,7 @@ pub mod bert;
 pub mod xlm_roberta;
 
 pub mod causal_lm;
+pub mod layer_checkpoint;
 pub mod llama;
 pub mod phi3;
 pub mod random_weights;

@@ -9,7 +9,7 @@
 
 use super::lora::{LoraLinear, LoraMode};
 use crate::error::{Result, WotdError};
-use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Storage, Tensor, D};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Storage, Tensor};
 
 #[derive(Clone, Debug)]
 pub enum GateUpProjection {
@@ -22,7 +22,6 @@ pub enum GateUpProjection {
 pub struct SwiGlu {
     gate_up: GateUpProjection,
     down: LoraLinear,
-    intermediate: usize,
 }
 
 impl SwiGlu {
@@ -41,7 +40,7 @@ impl SwiGlu {
                 "MLP projections do not fit intermediate size {intermediate} over width {hidden}"
             )));
         }
-        Ok(Self { gate_up, down, intermediate })
+        Ok(Self { gate_up, down })
     }
 
     pub fn projections(&self) -> Vec<&LoraLinear> {
@@ -66,11 +65,69 @@ impl SwiGlu {
         let (gate, up) = match &self.gate_up {
             GateUpProjection::Separate { gate, up } => (gate.forward(x, lora)?, up.forward(x, lora)?),
             GateUpProjection::Fused(p) => {
+                // Straight from the fused output: splitting it first would keep contiguous
+                // copies of both halves alive beside it until the backward pass.
                 let y = p.forward(x, lora)?;
-                (y.narrow(D::Minus1, 0, self.intermediate)?, y.narrow(D::Minus1, self.intermediate, self.intermediate)?)
+                return self.down.forward(&swiglu_halves(&y)?, lora);
             }
         };
         self.down.forward(&swiglu(&gate, &up)?, lora)
+    }
+}
+
+/// `silu(gate) * up` where `y` is `[..., 2 i]` holding `gate | up` along the last dimension
+/// (Phi-3's `gate_up_proj` output): `[..., i]`, differentiable in `y`.
+pub fn swiglu_halves(y: &Tensor) -> Result<Tensor> {
+    let last = y.dims().last().copied().unwrap_or(0);
+    if y.rank() == 0 || last % 2 != 0 {
+        return Err(WotdError::InvalidInput(format!("fused gate|up output must have an even last dimension, got {:?}", y.dims())));
+    }
+    Ok(y.contiguous()?.apply_op1(SwiGluHalvesOp)?)
+}
+
+struct SwiGluHalvesOp;
+
+impl CustomOp1 for SwiGluHalvesOp {
+    fn name(&self) -> &'static str {
+        "swiglu-halves"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let y = f32_slice(s, l)?;
+        let dims = l.dims();
+        let i = dims[dims.len() - 1] / 2;
+        let mut out = Vec::with_capacity(y.len() / 2);
+        for row in y.chunks_exact(2 * i) {
+            let (g, u) = row.split_at(i);
+            out.extend(g.iter().zip(u).map(|(&g, &u)| g * sigmoid(g) * u));
+        }
+        let mut od = dims.to_vec();
+        *od.last_mut().unwrap() = i;
+        Ok((CpuStorage::F32(out), Shape::from(od)))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let grad = grad.contiguous()?;
+        let (ys, yl) = arg.storage_and_layout();
+        let (ds, dl) = grad.storage_and_layout();
+        let (Storage::Cpu(ys), Storage::Cpu(ds)) = (&*ys, &*ds) else {
+            candle_core::bail!("swiglu: CPU tensors only");
+        };
+        let (y, d) = (f32_slice(ys, yl)?, f32_slice(ds, dl)?);
+        let i = arg.dims()[arg.rank() - 1] / 2;
+        let mut dy = Vec::with_capacity(y.len());
+        for (row, drow) in y.chunks_exact(2 * i).zip(d.chunks_exact(i)) {
+            let (g, u) = row.split_at(i);
+            let start = dy.len();
+            dy.resize(start + 2 * i, 0.0);
+            let (dg, du) = dy[start..].split_at_mut(i);
+            for j in 0..i {
+                let s = sigmoid(g[j]);
+                du[j] = drow[j] * g[j] * s;
+                dg[j] = drow[j] * u[j] * s * (1.0 + g[j] * (1.0 - s));
+            }
+        }
+        Ok(Some(Tensor::from_vec(dy, arg.shape(), arg.device())?))
     }
 }
 
@@ -156,6 +213,22 @@ mod tests {
         assert!((a.to_vec3::<f32>()?[0][0][0] - want0).abs() < 1e-5);
         let grads = a.sum_all()?.backward()?;
         assert!(grads.get(&x).is_some());
+        Ok(())
+    }
+
+    #[test]
+    fn swiglu_of_fused_halves_equals_swiglu_of_the_split_in_value_and_gradient() -> Result<()> {
+        let dev = Device::Cpu;
+        let y = Var::from_tensor(&Tensor::arange(-24f32, 24., &dev)?.affine(0.25, 0.1)?.reshape((2, 2, 12))?)?;
+        let w = Tensor::arange(0f32, 24., &dev)?.sin()?.reshape((2, 2, 6))?;
+        let ours = swiglu_halves(y.as_tensor())?;
+        let want = swiglu(&y.as_tensor().narrow(2, 0, 6)?, &y.as_tensor().narrow(2, 6, 6)?)?;
+        assert_eq!(ours.to_vec3::<f32>()?, want.to_vec3::<f32>()?);
+        let ga = (&ours * &w)?.sum_all()?.backward()?;
+        let gb = (&want * &w)?.sum_all()?.backward()?;
+        let d = (ga.get(&y).unwrap() - gb.get(&y).unwrap())?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert!(d < 1e-6, "{d}");
+        assert!(swiglu_halves(&Tensor::zeros((2, 3), candle_core::DType::F32, &dev)?).is_err());
         Ok(())
     }
 

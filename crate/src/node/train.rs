@@ -101,6 +101,9 @@ pub struct DslTrainOptions {
     pub checkpoint_every: Option<u32>,
     /// Default 2; 0 keeps all.
     pub keep_checkpoints: Option<u32>,
+    /// Recompute every n-th layer's activations in the backward pass instead of keeping them
+    /// (less memory for one more forward of those layers): 0 never, 1 every layer; default 2.
+    pub gradient_checkpointing: Option<u32>,
     /// Checkpoints, `adapter/`, `best-adapter/` and `dsl_prompt.json` go here.
     pub out_dir: String,
     /// Integer 0..2^53; default 0.
@@ -354,6 +357,7 @@ fn request(o: &DslTrainOptions) -> CoreResult<DslTrainRequest> {
         train,
         out_dir: o.out_dir.clone().into(),
         resume: o.resume.unwrap_or(false),
+        gradient_checkpointing: o.gradient_checkpointing.unwrap_or(2) as usize,
     })
 }
 

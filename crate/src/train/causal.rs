@@ -10,6 +10,7 @@ use super::model::TrainableLm;
 use crate::error::Result;
 use crate::models::CausalLm;
 use crate::nn::lora::SeededRng;
+use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
 use std::path::Path;
 use std::sync::Mutex;
@@ -31,6 +32,10 @@ impl TrainableLm for CausalLm {
     fn eval_loss_sum(&self, input_ids: &Tensor, attention_mask: &Tensor, labels: &Tensor) -> Result<(Tensor, usize)> {
         let hidden = self.final_hidden_no_grad(input_ids, Some(attention_mask), None)?;
         masked_hidden_nll_sum(&hidden, labels, self.config().vocab_size, |rows| self.lm_head(rows))
+    }
+
+    fn backward(&self, loss: &Tensor) -> Result<GradStore> {
+        CausalLm::backward(self, loss)
     }
 
     fn trainable_vars(&self) -> Vec<(String, Var)> {

@@ -194,6 +194,7 @@ fn train_dsl_runs_stage_4_end_to_end_on_the_fixture() -> crate::Result<()> {
         train: TrainConfig { eval_every: 2, checkpoint_every: 3, ..config(6) },
         out_dir: dir.clone(),
         resume: false,
+        gradient_checkpointing: 1,
     };
     let out = train_dsl(request, &mut |_| {}, &AtomicBool::new(false))?;
     assert_eq!((out.outcome.stopped, out.outcome.steps), (StopReason::Done, 6));
@@ -205,5 +206,45 @@ fn train_dsl_runs_stage_4_end_to_end_on_the_fixture() -> crate::Result<()> {
     assert_eq!(note["max_length"], 128, "capped by the fixture's max_position_embeddings");
     assert_eq!(note["end_of_turn_token_id"], 2);
     std::fs::remove_dir_all(&dir).ok();
+    Ok(())
+}
+
+#[test]
+fn gradient_checkpointing_gives_the_same_loss_and_lora_gradients() -> crate::Result<()> {
+    let split = sample_examples(&four_patterns(), &ExampleOptions { validation_fraction: 0.0, ..Default::default() })?;
+    let mut runs = Vec::new();
+    // Off, every layer, every second layer.
+    for every in [0, 1, 2] {
+        let mut m = model(0.2, 3);
+        m.set_gradient_checkpointing(every);
+        for (name, v) in m.lora_vars() {
+            if name.contains("lora_B") {
+                let vals: Vec<f32> = (0..v.elem_count()).map(|i| ((i as f32) * 0.37).sin() * 0.05).collect();
+                v.set(&Tensor::from_vec(vals, v.shape(), &Device::Cpu)?)?;
+            }
+        }
+        let exs = encoder(&m).encode_all(&split.train[..3])?;
+        let b = batch::collate(&exs.iter().collect::<Vec<_>>(), 2, &Device::Cpu)?;
+        let rng = Mutex::new(SeededRng::new(9));
+        let (sum, _) = TrainableLm::train_loss_sum(&m, &b.input_ids, &b.attention_mask, &b.labels, &rng)?;
+        let grads = TrainableLm::backward(&m, &sum)?;
+        let per_var: Vec<(String, Vec<f32>)> = m
+            .lora_vars()
+            .iter()
+            .map(|(n, v)| (n.clone(), grads.get(v.as_tensor()).expect(n).flatten_all().unwrap().to_vec1::<f32>().unwrap()))
+            .collect();
+        runs.push((sum.to_scalar::<f32>()?, per_var, rng.lock().unwrap().state()));
+    }
+    let (l0, g0, s0) = &runs[0];
+    for (l1, g1, s1) in &runs[1..] {
+        assert_eq!(s0, s1, "the dropout stream advanced differently");
+        assert!((l0 - l1).abs() <= 1e-6 * l0.abs(), "{l0} vs {l1}");
+        assert_eq!(g0.len(), g1.len());
+        for ((name, a), (_, b)) in g0.iter().zip(g1) {
+            let scale = a.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let diff = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+            assert!(scale > 0.0 && diff <= 1e-5 * scale, "{name}: {diff} vs scale {scale}");
+        }
+    }
     Ok(())
 }

@@ -40,6 +40,9 @@ pub struct DslTrainRequest {
     pub train: TrainConfig,
     pub out_dir: PathBuf,
     pub resume: bool,
+    /// Recompute every n-th layer's activations in the backward pass; 0 never
+    /// ([`crate::models::layer_checkpoint`]).
+    pub gradient_checkpointing: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -57,7 +60,8 @@ pub const PROMPT_FILE: &str = "dsl_prompt.json";
 
 pub fn train_dsl(req: DslTrainRequest, on_progress: &mut dyn FnMut(&Progress), cancel: &AtomicBool) -> Result<DslTrainOutcome> {
     let resolved = resolve(&req.base_model, &req.resolve)?;
-    let model = CausalLm::load_resolved(&resolved, Some(req.lora.clone()))?;
+    let mut model = CausalLm::load_resolved(&resolved, Some(req.lora.clone()))?;
+    model.set_gradient_checkpointing(req.gradient_checkpointing);
     let tok = model
         .tokenizer()
         .ok_or_else(|| WotdError::InvalidInput(format!("{} has no tokenizer to write prompts with", req.base_model)))?;

@@ -7,6 +7,7 @@
 use super::loss::masked_nll_sum;
 use crate::error::Result;
 use crate::nn::lora::SeededRng;
+use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
 use std::collections::HashMap;
 use std::path::Path;
@@ -34,6 +35,12 @@ pub trait TrainableLm {
     /// The same for evaluation: no dropout, no graph needed.
     fn eval_loss_sum(&self, input_ids: &Tensor, attention_mask: &Tensor, labels: &Tensor) -> Result<(Tensor, usize)> {
         masked_nll_sum(&self.forward_eval(input_ids, attention_mask)?.detach(), labels)
+    }
+
+    /// Gradients of `loss` for every trainable tensor. Models that compute some of them outside
+    /// candle's graph (activation checkpointing) add those here.
+    fn backward(&self, loss: &Tensor) -> Result<GradStore> {
+        Ok(loss.backward()?)
     }
 
     /// Every trainable tensor under its adapter-file name (PEFT's

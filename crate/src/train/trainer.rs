@@ -257,7 +257,7 @@ impl<'a, M: TrainableLm + ?Sized> Trainer<'a, M> {
                 continue;
             }
             nll += f64::from(sum.to_scalar::<f32>()?);
-            acc.add(&(sum / targets as f64)?.backward()?, &self.vars)?;
+            acc.add(&self.model.backward(&(sum / targets as f64)?)?, &self.vars)?;
         }
         let loss = nll / targets as f64;
         if !loss.is_finite() {

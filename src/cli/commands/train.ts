@@ -2,6 +2,7 @@
 import type { Command } from 'commander'
 import pc from 'picocolors'
 import { InvalidInputError } from '../../errors.js'
+import { trainingConfig } from '../../pipeline/config.js'
 import { WOTDTrainer, type PipelineProgress, type TrainingConfigInput, type TrainingResults } from '../../pipeline/index.js'
 import { formatBytes, printJson, progressBar, table, type Progress } from '../output.js'
 
@@ -73,7 +74,7 @@ export function registerTrain(program: Command): void {
     .option('--provider <name>', 'corpus provider: auto | lexicon | openai')
     .option('--cells <set>', 'default | all')
     .option('--words-per-corpus <n>', 'words per cell (default 100)')
-    .option('--steps <n>', 'LoRA optimizer steps (default 240)')
+    .option('--steps <n>', `LoRA optimizer steps (default ${trainingConfig().dsl.steps})`)
     .option('--mode <mode>', 'RVQ mode: aligned | unsupervised')
     .option('--seed <n>', 'seed of every stage (default 42)')
     .option('--embedder <id>', 'embedder model id or folder (overrides the profile)')

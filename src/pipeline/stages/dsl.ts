@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs'
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { awaitNative, CancelledError, ModelNotFoundError } from '../../errors.js'
+import { recomputeEveryNthLayer } from '../../dsl/trainer.js'
 import { findModel } from '../../models/locate.js'
 import { isProfileName, PROFILES } from '../../models/profiles.js'
 import { native } from '../../native.js'
@@ -35,7 +36,9 @@ export async function resolveDecoder(config: Pick<TrainingConfig, 'decoderModel'
 export async function runDslStage(ctx: RunContext, words: WOTDWord[], ids: SemanticId[], rvqHash: string): Promise<DslOutput> {
   const cfg = ctx.config
   const baseModel = await resolveDecoder(cfg)
-  const hash = hashOf('dsl', rvqHash, baseModel, cfg.lora, cfg.dsl, cfg.seed)
+  // How the work is done (activation checkpointing) does not change what is learned.
+  const { gradientCheckpointing, ...dslShape } = cfg.dsl
+  const hash = hashOf('dsl', rvqHash, baseModel, cfg.lora, dslShape, cfg.seed)
   const outDir = join(ctx.workDir, 'dsl')
   // Checkpoints made for other inputs must not be resumed.
   const stamp = join(outDir, 'inputs.hash')
@@ -57,6 +60,7 @@ export async function runDslStage(ctx: RunContext, words: WOTDWord[], ids: Seman
     steps: cfg.dsl.steps,
     batchSize: cfg.dsl.batchSize,
     gradAccum: cfg.dsl.gradAccum,
+    gradientCheckpointing: recomputeEveryNthLayer(gradientCheckpointing),
     lr: cfg.dsl.learningRate,
     warmupSteps: cfg.dsl.warmupSteps,
     weightDecay: cfg.dsl.weightDecay,
