@@ -14,6 +14,7 @@
 //!   --seq N           tokens per example (default 64: a DSL prompt in Phi-3's chat template)
 //!   --answer N        labeled answer tokens at the end of each example (default 8)
 //!   --rank R --alpha A --dropout P   LoRA (default 16 / 32 / 0.05, the pipeline's defaults)
+//!   --checkpoint-every N   recompute every N-th layer in the backward pass (default 0: off)
 //!   --out PATH        JSON result (default benchmark/results/full-profile.json; .md beside it)
 //!
 //! Peak RSS is read from /proc/self/status (VmHWM) and reset between phases through
@@ -38,6 +39,7 @@ struct Args {
     rank: usize,
     alpha: f64,
     dropout: f64,
+    checkpoint_every: usize,
     out: PathBuf,
 }
 
@@ -56,6 +58,7 @@ fn parse_args() -> Args {
         rank: 16,
         alpha: 32.0,
         dropout: 0.05,
+        checkpoint_every: 0,
         out: root.join("benchmark/results/full-profile.json"),
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -72,6 +75,7 @@ fn parse_args() -> Args {
             "--rank" => a.rank = num(value()),
             "--alpha" => a.alpha = value().parse().unwrap_or_else(|_| fail("--alpha needs a number")),
             "--dropout" => a.dropout = value().parse().unwrap_or_else(|_| fail("--dropout needs a number")),
+            "--checkpoint-every" => a.checkpoint_every = num(value()),
             "--out" => a.out = value().into(),
             other => fail(&format!("unknown flag {other} (see the header of crate/examples/full_profile_feasibility.rs)")),
         }
@@ -135,7 +139,8 @@ fn main() {
     let t = Instant::now();
     let weights = random_decoder_weights(&cfg, 0.02, 0, &candle_core::Device::Cpu).unwrap_or_else(|e| fail(&e.to_string()));
     let lora = LoraConfig { r: args.rank, alpha: args.alpha, dropout: args.dropout, target_modules: vec![], use_rslora: false, seed: 0 };
-    let model = CausalLm::from_parts(&hf, weights, None, Some(lora)).unwrap_or_else(|e| fail(&e.to_string()));
+    let mut model = CausalLm::from_parts(&hf, weights, None, Some(lora)).unwrap_or_else(|e| fail(&e.to_string()));
+    model.set_gradient_checkpointing(args.checkpoint_every);
     let build_secs = t.elapsed().as_secs_f64();
     let lora_params: usize = model.lora_vars().iter().map(|(_, v)| v.elem_count()).sum();
     let after_build = (proc_status_bytes("VmRSS"), proc_status_bytes("VmHWM"));
@@ -187,6 +192,7 @@ fn main() {
         let mean = measured.iter().sum::<f64>() / measured.len() as f64;
         // Forward 2N and input-gradient backward 2N per token through the frozen base, plus
         // 6N per token for the LoRA weights (forward, input and weight gradients).
+        // (Recomputed layers add forward FLOPs that are not counted: this is useful work only.)
         let flops_per_token = 4.0 * params as f64 + 6.0 * lora_params as f64;
         let peak = proc_status_bytes("VmHWM");
         eprintln!("batch {batch}: {mean:.1} s/step, peak RSS {} GiB", gib(peak));
@@ -218,6 +224,7 @@ fn main() {
         "parameters": params,
         "weights_gib": gib(Some(params as u64 * 4)),
         "lora": { "r": args.rank, "alpha": args.alpha, "dropout": args.dropout, "targets": "qkv_proj, o_proj, gate_up_proj, down_proj", "trainable_parameters": lora_params },
+        "activation_checkpointing_every_n_layers": args.checkpoint_every,
         "sequence_tokens": args.seq,
         "answer_tokens": args.answer,
         "build_seconds": build_secs,
@@ -246,7 +253,7 @@ fn markdown(r: &Value) -> String {
     let mut s = format!(
         "## Full profile feasibility: {} ({:.2}B parameters, random weights) on CPU\n\n\
          LoRA r{} on every attention and MLP projection ({:.1}M trainable), {} tokens per example \
-         ({} labeled), f32 weights {} GiB, built in {:.0} s; {} threads, {} GiB RAM, load {}.\n\n\
+         ({} labeled), activation checkpointing {}, f32 weights {} GiB, built in {:.0} s; {} threads, {} GiB RAM, load {}.\n\n\
          | batch | tokens/step | s/step | tokens/s | GFLOP/s | peak RSS (GiB) |\n|---|---|---|---|---|---|\n",
         r["model"].as_str().unwrap_or("?"),
         r["parameters"].as_f64().unwrap_or(0.0) / 1e9,
@@ -254,6 +261,11 @@ fn markdown(r: &Value) -> String {
         r["lora"]["trainable_parameters"].as_f64().unwrap_or(0.0) / 1e6,
         r["sequence_tokens"],
         r["answer_tokens"],
+        match r["activation_checkpointing_every_n_layers"].as_u64() {
+            Some(0) | None => "off".to_string(),
+            Some(1) => "on every layer".to_string(),
+            Some(n) => format!("on 1 in {n} layers"),
+        },
         r["weights_gib"],
         r["build_seconds"].as_f64().unwrap_or(0.0),
         r["machine"]["threads"],
