@@ -165,6 +165,7 @@ fn smollm2_word_generation_timings() {
         train: TrainConfig { epochs: None, max_steps: Some(steps), batch_size: 8, lr: 1e-3, warmup_steps: 4, eval_every: 0, checkpoint_every: 0, ..Default::default() },
         out_dir: out_dir.clone(),
         resume: false,
+        gradient_checkpointing: 2,
     };
     if !adapter_dir.join("adapter_model.safetensors").is_file() {
         let started = Instant::now();
