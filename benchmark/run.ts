@@ -38,7 +38,7 @@
  */
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os'
+import { availableParallelism, cpus, homedir, loadavg, tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -831,7 +831,10 @@ const result = {
   notes,
 }
 mkdirSync(outDir, { recursive: true })
-writeFileSync(join(outDir, `${args.name}.json`), JSON.stringify(result, null, 2) + '\n')
+// Results are committed: this machine's paths (home, the bench's temporary folder) become
+// placeholders, so they say what a file was without saying where it lived.
+const portable = (text: string) => text.split(tmp).join('<bench-tmp>').split(homedir()).join('~')
+writeFileSync(join(outDir, `${args.name}.json`), portable(JSON.stringify(result, null, 2)) + '\n')
 writeFileSync(join(outDir, `${args.name}.md`), md + '\n')
 console.log(`\n${md}\nresults: ${join(outDir, `${args.name}.json`)} and .md`)
 
