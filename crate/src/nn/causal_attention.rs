@@ -14,6 +14,7 @@
 //!   Right padding (training) and left padding (batched generation) both work: positions count
 //!   real tokens only (`cumsum(mask) - 1`, padding at 1), keys at padded slots are hidden.
 
+use super::cpu::contiguous_f32;
 use super::kv_cache::LayerKv;
 use super::lora::{LoraLinear, LoraMode};
 use super::rotary::{RopeTables, RotaryEmbedding};
@@ -154,13 +155,10 @@ impl CustomOp1 for ScaledMaskedSoftmax {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("softmax: input must be contiguous");
-        };
-        let CpuStorage::F32(x) = storage else { candle_core::bail!("softmax: input must be f32") };
+        let x = contiguous_f32(storage, layout, "softmax")?;
         let dims = layout.dims();
         let k = *dims.last().unwrap_or(&1);
-        let mut out = x[start..end].to_vec();
+        let mut out = x.to_vec();
         let scale = self.scale as f32;
         let guard = self.mask.as_ref().map(|m| m.storage_and_layout());
         let mask: Option<(&[f32], usize, usize, usize)> = match (&guard, &self.mask) {

@@ -6,6 +6,7 @@
 //! [-4, 4], exact saturation beyond) in a loop the compiler vectorises. Its backward,
 //! `Φ(x) + x φ(x)`, is another fused pass, so models stay trainable through it.
 
+use super::cpu::contiguous_f32;
 use crate::error::Result;
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor};
 
@@ -47,11 +48,7 @@ fn gelu_grad_one(x: f32) -> f32 {
 }
 
 fn map_f32<const GRAD: bool>(storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-    let data = storage.as_slice::<f32>()?;
-    let (start, end) = layout
-        .contiguous_offsets()
-        .ok_or_else(|| candle_core::Error::Msg("gelu: input must be contiguous".into()))?;
-    let src = &data[start..end];
+    let src = contiguous_f32(storage, layout, "gelu")?;
     let mut out = vec![0f32; src.len()];
     apply::<GRAD>(src, &mut out);
     Ok((CpuStorage::F32(out), layout.shape().clone()))

@@ -6,6 +6,7 @@
 //! activations and layer norms were a visible share of an embedding batch. Whenever anything
 //! is tracked, the composed path runs, so gradients are never silently cut.
 
+use super::cpu::contiguous_f32;
 use crate::error::{Result, WotdError};
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor, D};
 
@@ -88,10 +89,7 @@ impl CustomOp1 for FusedLayerNorm {
         if dims.last() != Some(&n) {
             return Err(candle_core::Error::Msg(format!("layer norm of width {n} applied to shape {dims:?}")));
         }
-        let (start, end) = layout
-            .contiguous_offsets()
-            .ok_or_else(|| candle_core::Error::Msg("layer norm: input must be contiguous".into()))?;
-        let src = &storage.as_slice::<f32>()?[start..end];
+        let src = contiguous_f32(storage, layout, "layer norm")?;
         let mut out = vec![0f32; src.len()];
         for (row, dst) in src.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
             // Two passes, as the composed path: mean first, then the centred variance.

@@ -9,6 +9,7 @@
 //! mask is kept as the generator state it came from, and the backward recomputes it and the
 //! cheap rank-r product.
 
+use super::cpu::contiguous_f32;
 use super::frozen_linear::{add_bias_rows, matmul_by_transposed, matmul_nt};
 use super::lora::DropoutMask;
 use crate::error::Result;
@@ -32,12 +33,6 @@ impl FusedLora {
     }
 }
 
-fn f32_slice<'a>(s: &'a CpuStorage, what: &str) -> candle_core::Result<&'a [f32]> {
-    match s {
-        CpuStorage::F32(v) => Ok(v),
-        _ => candle_core::bail!("fused lora: {what} must be f32"),
-    }
-}
 
 impl CustomOp3 for FusedLora {
     fn name(&self) -> &'static str {
@@ -70,7 +65,7 @@ impl CustomOp3 for FusedLora {
                 if mask.len() != m * k {
                     candle_core::bail!("fused lora: dropout mask of {} elements for an input of {}", mask.len(), m * k);
                 }
-                let x = &f32_slice(xs, "x")?[xl.start_offset()..xl.start_offset() + m * k];
+                let x = contiguous_f32(xs, xl, "fused lora")?;
                 let mut dropped = mask.values();
                 dropped.iter_mut().zip(x).for_each(|(d, v)| *d *= v);
                 let dropped = CpuStorage::F32(dropped);

@@ -7,6 +7,7 @@
 //! makes about a dozen full-size passes where this makes one. It is checked against that
 //! composition in value and gradient.
 
+use super::cpu::contiguous_f32;
 use super::lora::{LoraLinear, LoraMode};
 use crate::error::{Result, WotdError};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Storage, Tensor};
@@ -93,7 +94,7 @@ impl CustomOp1 for SwiGluHalvesOp {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let y = f32_slice(s, l)?;
+        let y = contiguous_f32(s, l, "swiglu")?;
         let dims = l.dims();
         let i = dims[dims.len() - 1] / 2;
         let mut out = Vec::with_capacity(y.len() / 2);
@@ -113,7 +114,7 @@ impl CustomOp1 for SwiGluHalvesOp {
         let (Storage::Cpu(ys), Storage::Cpu(ds)) = (&*ys, &*ds) else {
             candle_core::bail!("swiglu: CPU tensors only");
         };
-        let (y, d) = (f32_slice(ys, yl)?, f32_slice(ds, dl)?);
+        let (y, d) = (contiguous_f32(ys, yl, "swiglu")?, contiguous_f32(ds, dl, "swiglu")?);
         let i = arg.dims()[arg.rank() - 1] / 2;
         let mut dy = Vec::with_capacity(y.len());
         for (row, drow) in y.chunks_exact(2 * i).zip(d.chunks_exact(i)) {
@@ -141,12 +142,6 @@ pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
 
 struct SwiGluOp;
 
-fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
-    let (Some((a, b)), CpuStorage::F32(v)) = (l.contiguous_offsets(), s) else {
-        candle_core::bail!("swiglu: inputs must be contiguous f32");
-    };
-    Ok(&v[a..b])
-}
 
 fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
@@ -158,7 +153,7 @@ impl CustomOp2 for SwiGluOp {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (g, u) = (f32_slice(s1, l1)?, f32_slice(s2, l2)?);
+        let (g, u) = (contiguous_f32(s1, l1, "swiglu")?, contiguous_f32(s2, l2, "swiglu")?);
         let out = g.iter().zip(u).map(|(&g, &u)| g * sigmoid(g) * u).collect();
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
@@ -171,7 +166,7 @@ impl CustomOp2 for SwiGluOp {
         let (Storage::Cpu(gs), Storage::Cpu(us), Storage::Cpu(ds)) = (&*gs, &*us, &*ds) else {
             candle_core::bail!("swiglu: CPU tensors only");
         };
-        let (g, u, d) = (f32_slice(gs, gl)?, f32_slice(us, ul)?, f32_slice(ds, dl)?);
+        let (g, u, d) = (contiguous_f32(gs, gl, "swiglu")?, contiguous_f32(us, ul, "swiglu")?, contiguous_f32(ds, dl, "swiglu")?);
         let mut dg = Vec::with_capacity(g.len());
         let mut du = Vec::with_capacity(g.len());
         for ((&g, &u), &d) in g.iter().zip(u).zip(d) {

@@ -6,6 +6,7 @@
 //! The learned `w` lives inside the op, so, like [`super::FrozenLinear`], no gradient for the
 //! frozen scale is ever computed.
 
+use super::cpu::contiguous_f32;
 use crate::error::{Result, WotdError};
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Storage, Tensor, D};
 
@@ -58,19 +59,14 @@ impl CustomOp1 for FrozenRmsNorm {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("rms norm: input must be contiguous");
-        };
+        let x = contiguous_f32(storage, layout, "rms norm")?;
         let (w_guard, w_layout) = self.weight.storage_and_layout();
         let Storage::Cpu(CpuStorage::F32(w)) = &*w_guard else {
             candle_core::bail!("rms norm: weight must be an f32 CPU tensor");
         };
         let n = self.weight.dims()[0];
         let w = &w[w_layout.start_offset()..w_layout.start_offset() + n];
-        let CpuStorage::F32(x) = storage else {
-            candle_core::bail!("rms norm: input must be f32");
-        };
-        let mut out = x[start..end].to_vec();
+        let mut out = x.to_vec();
         for row in out.chunks_exact_mut(n) {
             let ms = row.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>() / n as f64;
             let r = (1.0 / (ms + self.eps).sqrt()) as f32;

@@ -12,6 +12,7 @@
 //! the short ones; with a KV cache the choice is re-made per call, so keys cached before a switch
 //! keep their earlier rotation. The attention factor multiplies both `cos` and `sin`.
 
+use super::cpu::contiguous_f32;
 use crate::error::{Result, WotdError};
 use candle_core::{CpuStorage, CustomOp1, Device, Layout, Shape, Storage, Tensor, D};
 use serde_json::Value;
@@ -222,11 +223,7 @@ impl CustomOp1 for Rotate {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("rotary: input must be contiguous");
-        };
-        let CpuStorage::F32(x) = storage else { candle_core::bail!("rotary: input must be f32") };
-        let x = &x[start..end];
+        let x = contiguous_f32(storage, layout, "rotary")?;
         let (b, h, t, d) = layout.shape().dims4()?;
         let half = d / 2;
         let table_b = self.cos.dims()[0];
