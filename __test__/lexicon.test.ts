@@ -1,13 +1,23 @@
 // The bundled lexicon (data/lexicon/*.jsonl): well-formed, unique, enough words per cell, every
-// word in a real English dictionary from Debian, and deterministic sampling.
+// word in a real English dictionary shipped through npm, and deterministic sampling.
 import test from 'ava'
-import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { lexiconOrder, lexiconStats, loadLexicon, sampleLexicon } from '../src/corpus/lexicon.js'
+import { locateSources, readWordList } from '../src/catalogue/sources.js'
+import { readWordNet } from '../src/catalogue/wordnet.js'
 import { ALL_CELLS, cellKey, DEFAULT_CELLS, isComplexity, isEra, isPartOfSpeech, STYLES } from '../src/types.js'
 
 const dir = join(import.meta.dirname, '..', 'data', 'lexicon')
-const DICTS = ['/usr/share/dict/american-english-large', '/usr/share/dict/british-english-large']
+/**
+ * Recent words the npm dictionaries predate (word-list 4.1, WordNet 3.1). Each is in Debian's
+ * wamerican-large / wbritish-large (`python3 scripts/lexicon/check.py` checks every lexicon word
+ * there), which a fresh machine does not have, so the test does not read them.
+ */
+const NEWER_THAN_THE_DICTIONARIES = new Set([
+  'geoengineering', 'selfie', 'cryptocurrency', 'blockchain', 'virtualization', 'crowdfunding', 'ransomware', 'microfinance',
+  'hacktivist', 'smartwatch', 'sitemap', 'emoji', 'hoverboard', 'popup', 'plugin', 'vape', 'phish', 'ballgown',
+])
 const FIELDS = ['complexity', 'definition', 'era', 'partOfSpeech', 'style', 'word']
 
 interface Line {
@@ -92,18 +102,17 @@ test('cell counts: >= 1,720 entries, >= 100 in each of the 12 default cells, >= 
   )
 })
 
-test('every word is in a Debian English word list (wamerican-large or wbritish-large), 100%', (t) => {
-  const missingDicts = DICTS.filter((p) => !existsSync(p))
-  if (missingDicts.length > 0) {
-    t.fail(`missing word list(s) ${missingDicts.join(', ')}: install them with \`sudo apt-get install wamerican-large wbritish-large\` (Debian/Ubuntu)`)
-    return
-  }
-  const dict = new Set<string>()
-  for (const p of DICTS) for (const w of readFileSync(p, 'utf8').split('\n')) dict.add(w)
+test('every word is in word-list or WordNet (npm packages), but for a few named recent words', (t) => {
+  const sources = locateSources()
+  const dict = readWordList(sources.wordList.file)
+  for (const l of readWordNet(sources.wordnet.dict)) dict.add(l.lemma)
   const missing = readLines()
-    .filter(({ raw }) => !dict.has(String(raw.word)))
+    .filter(({ raw }) => !dict.has(String(raw.word)) && !NEWER_THAN_THE_DICTIONARIES.has(String(raw.word)))
     .map(({ file, line, raw }) => `${raw.word} (${file}:${line})`)
-  t.deepEqual(missing, [], `${missing.length} words are not in the word lists as lowercase entries`)
+  t.deepEqual(missing, [], `${missing.length} words are in neither dictionary`)
+  // The exceptions stay few, and each is still a lexicon word.
+  const words = new Set(readLines().map(({ raw }) => String(raw.word)))
+  t.true(NEWER_THAN_THE_DICTIONARIES.size <= 20 && [...NEWER_THAN_THE_DICTIONARIES].every((w) => words.has(w) && !dict.has(w)))
 })
 
 test('sampling is deterministic for a seed and a permutation of the cell', (t) => {

@@ -9,3 +9,5 @@ export {
   type EmbedderLoadOptions,
   type PoolingMode,
 } from './embedder.js'
+export { dotAll, meanOfRows, row, toMatrix, type Embeddings } from './matrix.js'
+export { embeddingText } from './text.js'
