@@ -1,16 +1,26 @@
 /**
  * `SemanticEncoder`: Stage 3. Turns L2-normalised embeddings into 4-level semantic IDs
  * `[style, complexity, era, variation]` by residual vector quantization (4 x 32 codes),
- * trained in Rust off the main thread. In `aligned` mode codes `8k..8k+7` of levels 0-2 belong
- * to value k of style, complexity and era, so `code >> 3` names the value.
+ * trained in Rust off the main thread. In `aligned` and `hybrid` modes codes `8k..8k+7` of
+ * levels 0-2 belong to value k of style, complexity and era, so `code >> 3` names the value.
+ *
+ * Modes:
+ * - `hybrid` (the pipeline's default): aligned codebooks, plus calibrated attribute predictors
+ *   (`AttributePredictor`) that choose each word's values; the codebooks then choose the
+ *   nuance codes within those values and the free variation level. The names hold on words
+ *   the encoder never saw as well as the predictors do (measured in `npm run eval`).
+ * - `aligned`: the nearest codeword picks the value (no predictor).
+ * - `unsupervised`: plain residual k-means; codes name no attribute.
  */
 import type { RvqCodebook as NativeCodebook, RvqMetrics, RvqInfo } from '../../index.js'
 import { awaitNative, callNative, CancelledError, InvalidInputError } from '../errors.js'
 import { native } from '../native.js'
 import { COMPLEXITIES, ERAS, STYLES, type Complexity, type Era, type Style } from '../types.js'
 import { toPatternText, type SemanticId } from './pattern.js'
+import { SIDE_FEATURE_NAMES, SIDE_FEATURES, sideFeatureRows, type WordFacts } from './features.js'
+import { AttributePredictor, argmaxLabels, featureRows, type AttributeProbabilities } from './predictor.js'
 
-export type RvqMode = 'unsupervised' | 'aligned'
+export type RvqMode = 'unsupervised' | 'aligned' | 'hybrid'
 export type { RvqMetrics, RvqInfo }
 
 /** Attribute labels of a word, as names or as indices 0-3. */
@@ -21,9 +31,11 @@ export interface AttributeLabels {
 }
 
 export interface SemanticTrainOptions {
-  /** Per-vector attributes; required for `aligned` mode (the default when given). */
+  /** Per-vector attributes; required for `aligned` and `hybrid` modes (`aligned` is the default when given). */
   labels?: AttributeLabels[]
   mode?: RvqMode
+  /** Hybrid mode: the word each vector is (frequency, senses, length feed the predictors). */
+  facts?: readonly WordFacts[]
   seed?: number
   iterations?: number
   /** Recorded in the codebooks so that vectors of another embedder are refused on load. */
@@ -66,8 +78,21 @@ function asId(codes: number[]): SemanticId {
   return [codes[0], codes[1], codes[2], codes[3]]
 }
 
+/** What encoding may know besides the vectors. */
+export interface EncodeManyOptions {
+  beam?: number
+  /** Known attribute values: levels 0-2 stay within them (aligned and hybrid codebooks). */
+  labels?: AttributeLabels[]
+  /** Hybrid mode: the words the vectors are; without them the predictors see average words. */
+  facts?: readonly WordFacts[]
+}
+
 export class SemanticEncoder {
-  private constructor(private readonly codebook: NativeCodebook) {}
+  private constructor(
+    private readonly codebook: NativeCodebook,
+    /** Present in hybrid mode. */
+    readonly predictor?: AttributePredictor,
+  ) {}
 
   /** Trains codebooks on embeddings (one `Float32Array` per word). */
   static async train(vectors: readonly Float32Array[], opts: SemanticTrainOptions = {}): Promise<SemanticEncoder> {
@@ -75,8 +100,11 @@ export class SemanticEncoder {
     if (opts.labels && opts.labels.length !== vectors.length) {
       throw new InvalidInputError(`${opts.labels.length} labels for ${vectors.length} vectors: give one label per vector`)
     }
-    if (opts.mode === 'aligned' && !opts.labels) {
-      throw new InvalidInputError('aligned mode needs labels (style, complexity, era) for every vector')
+    if ((opts.mode === 'aligned' || opts.mode === 'hybrid') && !opts.labels) {
+      throw new InvalidInputError(`${opts.mode} mode needs labels (style, complexity, era) for every vector`)
+    }
+    if (opts.facts && opts.facts.length !== vectors.length) {
+      throw new InvalidInputError(`${opts.facts.length} word facts for ${vectors.length} vectors: give one per vector`)
     }
     if (opts.signal?.aborted) throw new CancelledError('RVQ training cancelled')
     const cb = await awaitNative(
@@ -84,7 +112,7 @@ export class SemanticEncoder {
         flat,
         dim,
         {
-          mode: opts.mode ?? (opts.labels ? 'aligned' : 'unsupervised'),
+          mode: opts.mode === 'hybrid' ? 'aligned' : (opts.mode ?? (opts.labels ? 'aligned' : 'unsupervised')),
           labels: opts.labels ? labelArrays(opts.labels) : undefined,
           seed: opts.seed,
           iterations: opts.iterations,
@@ -94,16 +122,26 @@ export class SemanticEncoder {
       ),
     )
     if (opts.signal?.aborted) throw new CancelledError('RVQ training cancelled')
-    return new SemanticEncoder(cb)
+    if (opts.mode !== 'hybrid') return new SemanticEncoder(cb)
+    const side = sideFeatureRows(opts.facts ?? vectors.map(() => ({ word: '' })))
+    const predictor = await AttributePredictor.train(featureRows(flat, dim, side, SIDE_FEATURES), featureNames(dim), labelArrays(opts.labels!), { seed: opts.seed })
+    if (opts.signal?.aborted) throw new CancelledError('RVQ training cancelled')
+    return new SemanticEncoder(cb, predictor)
   }
 
   /** Loads codebooks saved by `save`; refuses ones made for another dimension or embedder. */
   static load(dir: string, expect: { dimension?: number; embedderModelId?: string } = {}): SemanticEncoder {
-    return new SemanticEncoder(callNative(() => native().RvqCodebook.load(dir, expect)))
+    const codebook = callNative(() => native().RvqCodebook.load(dir, expect))
+    const predictor = AttributePredictor.load(dir)
+    if (predictor && predictor.info.featureNames.join('|') !== featureNames(codebook.dimension).join('|')) {
+      throw new InvalidInputError(`the attribute predictor in ${dir} reads other features than this version builds; retrain the run (npx wotd train)`)
+    }
+    return new SemanticEncoder(codebook, predictor)
   }
 
   save(dir: string): void {
     callNative(() => this.codebook.save(dir))
+    this.predictor?.save(dir)
   }
 
   get dimension(): number {
@@ -115,24 +153,59 @@ export class SemanticEncoder {
   }
 
   get mode(): RvqMode {
-    return this.codebook.info.mode
+    return this.predictor ? 'hybrid' : this.codebook.info.mode
+  }
+
+  /** The same codebooks without the predictors: `aligned` encoding (nearest codeword picks the value). */
+  withoutPredictor(): SemanticEncoder {
+    return new SemanticEncoder(this.codebook)
+  }
+
+  /** Whether `code >> 3` of levels 0-2 names an attribute value. */
+  get named(): boolean {
+    return this.mode !== 'unsupervised'
   }
 
   /** The ID of one vector: greedy, or beam search with `beam` > 1. */
-  encode(vector: Float32Array, opts: { beam?: number } = {}): SemanticId {
-    return asId(callNative(() => this.codebook.encode(vector, opts.beam)))
+  encode(vector: Float32Array, opts: { beam?: number; facts?: WordFacts } = {}): SemanticId {
+    if (!this.predictor) return asId(callNative(() => this.codebook.encode(vector, opts.beam)))
+    return this.encodeMany([vector], { beam: opts.beam, facts: opts.facts ? [opts.facts] : undefined })[0]
   }
 
   /** IDs of many vectors at once (one native call). */
-  encodeMany(vectors: readonly Float32Array[], opts: { beam?: number; labels?: AttributeLabels[] } = {}): SemanticId[] {
+  encodeMany(vectors: readonly Float32Array[], opts: EncodeManyOptions = {}): SemanticId[] {
     if (vectors.length === 0) return []
-    const { flat } = pack(vectors)
-    const codes = callNative(() =>
-      this.codebook.encodeMany(flat, vectors.length, { beam: opts.beam, labels: opts.labels ? labelArrays(opts.labels) : undefined }),
-    )
+    return this.encodeMatrix(pack(vectors).flat, vectors.length, opts)
+  }
+
+  /** IDs of the rows of a flat `rows x dimension` matrix. */
+  encodeMatrix(flat: Float32Array, rows: number, opts: EncodeManyOptions = {}): SemanticId[] {
+    if (rows === 0) return []
+    const labels = opts.labels ? labelArrays(opts.labels) : this.predictor ? argmaxLabels(this.probabilities(flat, rows, opts.facts)) : undefined
+    const codes = callNative(() => this.codebook.encodeMany(flat, rows, { beam: opts.beam, labels }))
     const out: SemanticId[] = []
-    for (let i = 0; i < vectors.length; i++) out.push([codes[4 * i], codes[4 * i + 1], codes[4 * i + 2], codes[4 * i + 3]])
+    for (let i = 0; i < rows; i++) out.push([codes[4 * i], codes[4 * i + 1], codes[4 * i + 2], codes[4 * i + 3]])
     return out
+  }
+
+  /**
+   * Calibrated probabilities of each attribute value for each row (hybrid mode): row `i`,
+   * attribute `a`, value `k` at `i * 12 + a * 4 + k`. Without `facts` the predictors see each
+   * vector as an average word (the training rows' mean side features).
+   */
+  probabilities(flat: Float32Array, rows: number, facts?: readonly WordFacts[]): AttributeProbabilities {
+    if (!this.predictor) throw new InvalidInputError(`attribute probabilities need hybrid codebooks; these are ${this.mode}`)
+    const dim = this.dimension
+    if (flat.length !== rows * dim) throw new InvalidInputError(`${rows} vectors of dimension ${dim} are ${rows * dim} numbers, got ${flat.length}`)
+    if (facts && facts.length !== rows) throw new InvalidInputError(`${facts.length} word facts for ${rows} vectors`)
+    let side: Float32Array
+    if (facts) side = sideFeatureRows(facts)
+    else {
+      const means = this.predictor.info.featureMeans.slice(dim)
+      side = new Float32Array(rows * SIDE_FEATURES)
+      for (let i = 0; i < rows; i++) side.set(means, i * SIDE_FEATURES)
+    }
+    return this.predictor.predict(featureRows(flat, dim, side, SIDE_FEATURES))
   }
 
   /** The vector an ID stands for: the sum of its codewords, renormalised. */
@@ -153,7 +226,7 @@ export class SemanticEncoder {
   /** "modern / beautiful / shakespearean / variation 5" (aligned), codes only otherwise. */
   describe(pattern: string | readonly (number | null)[]): string {
     const text = toPatternText(pattern)
-    const vocab = this.mode === 'aligned' ? (this.codebook.info.vocab ?? native().defaultAttributeVocab()) : undefined
+    const vocab = this.named ? (this.codebook.info.vocab ?? native().defaultAttributeVocab()) : undefined
     return callNative(() => native().describePattern(text, vocab))
   }
 
@@ -164,9 +237,14 @@ export class SemanticEncoder {
   }
 
   /** The ID of a preference vector (a renormalised mean of liked words' vectors). */
-  preferenceId(preference: Float32Array): SemanticId {
-    return this.encode(preference)
+  preferenceId(preference: Float32Array, facts?: WordFacts): SemanticId {
+    return this.encode(preference, { facts })
   }
+}
+
+/** Column names of the predictor's feature rows: the vector, then the side features. */
+function featureNames(dim: number): string[] {
+  return [...Array.from({ length: dim }, (_, i) => `v${i}`), ...SIDE_FEATURE_NAMES]
 }
 
 /** Anything that turns liked words into one preference vector (e.g. `BGEEmbedder`). */

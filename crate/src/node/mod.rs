@@ -10,6 +10,7 @@ mod errors;
 mod generate;
 mod info;
 mod models;
+mod predict;
 mod rvq;
 mod train;
 

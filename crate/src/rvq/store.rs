@@ -150,7 +150,7 @@ fn hex_sha256(bytes: &[u8]) -> String {
 
 /// Write to a sibling temp file, flush it to disk, then rename over the target, so a crash
 /// leaves either the old file or the new one, never half of one.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
     let write = || -> std::io::Result<()> {
