@@ -160,6 +160,7 @@ fn smollm2_word_generation_timings() {
         resolve: ResolveOptions { offline: true, ..Default::default() },
         source: ExampleSource::Words { words: words.clone(), options: ExampleOptions { validation_fraction: 0.0, seed: 1, ..Default::default() } },
         vocab: Some(AttributeVocab::default()),
+        system_prompt: None,
         lora: wotd_native::nn::lora::LoraConfig { r: 16, alpha: 32.0, dropout: 0.0, seed: 1, ..Default::default() },
         max_length: 160,
         train: TrainConfig { epochs: None, max_steps: Some(steps), batch_size: 8, lr: 1e-3, warmup_steps: 4, eval_every: 0, checkpoint_every: 0, ..Default::default() },

@@ -67,7 +67,7 @@ fn batched_rows_decode_like_independent_kv_cached_generation() {
         m.merge_adapter().unwrap();
         m
     };
-    let prompt = g.prompt_ids(&p).unwrap();
+    let prompt = g.prompt_ids(&p, &[]).unwrap();
     let tok = m.tokenizer().unwrap();
     let plain = GenerateOptions {
         max_new_tokens: 24,

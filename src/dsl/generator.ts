@@ -72,6 +72,11 @@ export interface GenerateWordsOptions {
   maxRounds?: number
   /** Samples decoded together at most (default 16). */
   batchSize?: number
+  /**
+   * Words of the region to name in the request, for adapters trained with seed words (set
+   * expansion): the model continues them. Never returned.
+   */
+  seeds?: readonly string[]
 }
 
 export interface GenerateWordsResult {
@@ -176,15 +181,24 @@ export class WordGenerator {
         vocabulary: opts.vocabulary ? [...opts.vocabulary] : undefined,
         maxRounds: integer('maxRounds', opts.maxRounds, 1, 1000),
         batchSize: integer('batchSize', opts.batchSize, 1, 256),
+        seeds: opts.seeds ? [...opts.seeds] : undefined,
       }),
     )
     return r
   }
 
   /** The prompt text the model sees for a pattern (exactly what training taught it). */
-  prompt(pattern: PatternInput): string {
+  prompt(pattern: PatternInput, seeds?: readonly string[]): string {
     const text = toPatternText(pattern)
-    return callNative(() => this.inner.prompt(text))
+    return callNative(() => this.inner.prompt(text, seeds ? [...seeds] : undefined))
+  }
+
+  /**
+   * Frees the model's weights now instead of at garbage collection (a call still running
+   * keeps them until it ends). The generator cannot be used afterwards.
+   */
+  close(): void {
+    this.inner.close()
   }
 
   /** Writes the merged model as a llama.cpp / Ollama GGUF (`q8_0` by default). */

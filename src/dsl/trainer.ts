@@ -31,6 +31,8 @@ export interface DSLWord {
 export interface DSLExample {
   pattern: string | readonly (number | null)[]
   words: readonly string[]
+  /** Words of the region named in the request (set expansion); default none. */
+  seeds?: readonly string[]
 }
 
 /** Labeled words (patterns of every kind are sampled from their IDs) or ready-made examples. */
@@ -77,6 +79,10 @@ export interface DSLRunOptions {
   variantsPerPattern?: number
   /** Words per answer at most (default 12). */
   maxWords?: number
+  /** Words of each region named in its request, the answer continuing them (default 0). */
+  seedWords?: number
+  /** A system message before every request (default: the chat template's own). */
+  systemPrompt?: string
   /** Share of patterns held out for validation (default 0.1). */
   validationFraction?: number
 }
@@ -120,7 +126,7 @@ interface Manifest {
   baseModel: string
   createdAt: string
   run: DSLRunOptions
-  data: { words: DSLWord[] } | { examples: { pattern: string; words: string[] }[] }
+  data: { words: DSLWord[] } | { examples: { pattern: string; words: string[]; seeds?: string[] }[] }
   trainingWords: string[]
   /** Relative to the manifest's directory. */
   adapterDir: string
@@ -146,7 +152,8 @@ function normaliseData(data: DSLTrainData): Manifest['data'] {
   return {
     examples: (data as readonly DSLExample[]).map((e, i) => {
       if (!Array.isArray(e.words)) throw new InvalidInputError(`example ${i} needs { pattern, words: string[] }`)
-      return { pattern: toPatternText(e.pattern), words: [...e.words] }
+      if (e.seeds !== undefined && !Array.isArray(e.seeds)) throw new InvalidInputError(`example ${i}: seeds must be an array of words`)
+      return { pattern: toPatternText(e.pattern), words: [...e.words], ...(e.seeds?.length ? { seeds: [...e.seeds] } : {}) }
     }),
   }
 }
@@ -233,7 +240,7 @@ async function exists(p: string): Promise<boolean> {
 const RUN_KEYS: readonly (keyof DSLRunOptions)[] = [
   'baseModel', 'lora', 'steps', 'epochs', 'batchSize', 'gradAccum', 'lr', 'minLr', 'warmupSteps', 'weightDecay',
   'maxGradNorm', 'evalEvery', 'patience', 'seed', 'maxLength', 'aligned', 'attributeNames', 'attributeValues',
-  'kinds', 'maxPatternsPerKind', 'variantsPerPattern', 'maxWords', 'validationFraction',
+  'kinds', 'maxPatternsPerKind', 'variantsPerPattern', 'maxWords', 'seedWords', 'systemPrompt', 'validationFraction',
 ]
 
 /** Tunes, resumes, saves and loads DSL models (LoRA adapters over a causal LM). */

@@ -4,7 +4,7 @@
 //! WordGenerator::load(base, &GeneratorOptions) -> Result<WordGenerator>   // resolve, adapter, merge, quantize
 //! WordGenerator::from_model(CausalLm, &EngineOptions) -> Result<WordGenerator>
 //! .generate(&Pattern, &WordOptions) -> Result<WordGeneration>
-//! .prompt_ids(&Pattern) -> Result<Vec<u32>>        // exactly what training taught
+//! .prompt_ids(&Pattern, &seeds) -> Result<Vec<u32>> // exactly what training taught
 //! .export_gguf(&Path, &GgufExportOptions) -> Result<GgufExportReport>
 //! ```
 //!
@@ -125,6 +125,9 @@ pub struct WordOptions {
     pub max_rounds: usize,
     /// Rows decoded together at most (default 16).
     pub max_batch: usize,
+    /// Words of the region named in the request (set expansion, as the adapter was taught when
+    /// its `dsl_prompt.json` says `seed_words` > 0); never returned.
+    pub seeds: Vec<String>,
 }
 
 impl Default for WordOptions {
@@ -140,6 +143,7 @@ impl Default for WordOptions {
             vocabulary: None,
             max_rounds: 4,
             max_batch: 16,
+            seeds: Vec::new(),
         }
     }
 }
@@ -218,6 +222,8 @@ pub struct WordGenerator {
     engine: Engine,
     tokenizer: TextTokenizer,
     vocab: Option<AttributeVocab>,
+    /// The system message the adapter was trained with (`None`: the template's default).
+    system: Option<String>,
     stop_tokens: Vec<u32>,
     info: GeneratorInfo,
     /// The prompt tokens every pattern shares (system prompt, request up to the pattern) and
@@ -246,6 +252,18 @@ pub fn adapter_base_model(adapter_dir: &Path) -> Result<Option<String>> {
 /// The attribute names the trainer put in prompts, from the `dsl_prompt.json` in the adapter
 /// directory or its parent (the training run's directory). `Ok(None)`: no note, or codes only.
 pub fn trained_prompt_vocab(adapter_dir: &Path) -> Result<Option<AttributeVocab>> {
+    match read_prompt_note(adapter_dir)?.and_then(|v| v.get("attribute_vocab").cloned()) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(a) => serde_json::from_value(a).map(Some).map_err(|e| WotdError::corrupt(&adapter_dir.join(PROMPT_FILE), format!("attribute_vocab: {e}"))),
+    }
+}
+
+/// The system message the trainer put before requests (`None`: none recorded).
+pub fn trained_system_prompt(adapter_dir: &Path) -> Result<Option<String>> {
+    Ok(read_prompt_note(adapter_dir)?.and_then(|v| v.get("system_prompt").and_then(|s| s.as_str()).map(String::from)))
+}
+
+fn read_prompt_note(adapter_dir: &Path) -> Result<Option<serde_json::Value>> {
     for dir in [Some(adapter_dir), adapter_dir.parent()].into_iter().flatten() {
         let path = dir.join(PROMPT_FILE);
         let text = match std::fs::read_to_string(&path) {
@@ -253,13 +271,7 @@ pub fn trained_prompt_vocab(adapter_dir: &Path) -> Result<Option<AttributeVocab>
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(WotdError::io(&path, e)),
         };
-        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| WotdError::corrupt(&path, format!("invalid JSON: {e}")))?;
-        return match v.get("attribute_vocab") {
-            None | Some(serde_json::Value::Null) => Ok(None),
-            Some(a) => serde_json::from_value(a.clone())
-                .map(Some)
-                .map_err(|e| WotdError::corrupt(&path, format!("attribute_vocab: {e}"))),
-        };
+        return serde_json::from_str(&text).map(Some).map_err(|e| WotdError::corrupt(&path, format!("invalid JSON: {e}")));
     }
     Ok(None)
 }
@@ -271,7 +283,9 @@ impl WordGenerator {
         let resolved = resolve(base, &opts.resolve)?;
         let mut model = CausalLm::load_resolved(&resolved, None)?;
         let mut engine = opts.engine.clone();
+        let mut system = None;
         if let Some(dir) = &opts.adapter_dir {
+            system = trained_system_prompt(dir)?;
             model.load_adapter(dir).context(|| format!("loading the DSL adapter from {}", dir.display()))?;
             if engine.prompt_vocab == PromptVocab::Auto {
                 engine.prompt_vocab = match trained_prompt_vocab(dir)? {
@@ -282,6 +296,7 @@ impl WordGenerator {
         }
         let mut g = Self::from_model(model, &engine)?;
         g.info.adapter_dir = opts.adapter_dir.clone();
+        g.system = system;
         Ok(g)
     }
 
@@ -322,7 +337,7 @@ impl WordGenerator {
             weights: opts.weights,
             aligned: vocab.is_some(),
         };
-        Ok(WordGenerator { engine, tokenizer, vocab, stop_tokens, info, shared: Mutex::new(None) })
+        Ok(WordGenerator { engine, tokenizer, vocab, system: None, stop_tokens, info, shared: Mutex::new(None) })
     }
 
     pub fn info(&self) -> &GeneratorInfo {
@@ -342,11 +357,11 @@ impl WordGenerator {
         &self.stop_tokens
     }
 
-    /// The prompt for `pattern`, through the trainer's own encoder.
-    pub fn prompt_ids(&self, pattern: &Pattern) -> Result<Vec<u32>> {
+    /// The prompt for `pattern` (and seed words of its region), through the trainer's own encoder.
+    pub fn prompt_ids(&self, pattern: &Pattern, seeds: &[String]) -> Result<Vec<u32>> {
         let chat = ChatFormat::from_tokenizer(&self.tokenizer)?;
         let max_len = self.config().max_position_embeddings;
-        ExampleEncoder::new(&self.tokenizer, chat, self.vocab.clone(), max_len).prompt_ids(pattern)
+        ExampleEncoder::new(&self.tokenizer, chat, self.vocab.clone(), max_len).with_system(self.system.clone()).prompt_ids(pattern, seeds)
     }
 
     /// Writes the (merged) model as a llama.cpp GGUF.
@@ -363,7 +378,7 @@ impl WordGenerator {
     /// of `[*,*,*,*]`, leaving at least one token to prefill per request. Fixed per pattern,
     /// so a request computes the same way whatever was asked before it.
     fn shared_prefix_len(&self, prompt: &[u32]) -> Result<usize> {
-        let any = self.prompt_ids(&Pattern::new([None; crate::rvq::LEVELS])?)?;
+        let any = self.prompt_ids(&Pattern::new([None; crate::rvq::LEVELS])?, &[])?;
         let common = prompt.iter().zip(&any).take_while(|(a, b)| a == b).count();
         Ok(common.min(prompt.len().saturating_sub(1)))
     }
@@ -392,17 +407,18 @@ impl WordGenerator {
         opts.validate()?;
         let started = Instant::now();
         let model = self.engine.model();
-        let prompt = self.prompt_ids(pattern)?;
+        let seeds: Vec<String> = opts.seeds.iter().map(|w| normalize(w)).filter(|w| !w.is_empty()).collect();
+        let prompt = self.prompt_ids(pattern, &seeds)?;
         let budget = model.config().max_position_embeddings;
         if prompt.len() >= budget {
             return Err(WotdError::InvalidInput(format!("the prompt ({} tokens) fills the model's {budget} positions", prompt.len())));
         }
         let max_new = opts.max_new_tokens.min(budget - prompt.len());
-        let exclude: Vec<&str> = opts.exclude.iter().map(String::as_str).collect();
+        let exclude: Vec<&str> = opts.exclude.iter().chain(&seeds).map(String::as_str).collect();
         let mut collector = WordCollector::new(exclude.iter().copied(), opts.vocabulary.as_ref().map(|v| v.iter().map(String::as_str)));
         let trie = match &opts.vocabulary {
             Some(v) => {
-                let banned: HashSet<String> = opts.exclude.iter().map(|w| normalize(w)).collect();
+                let banned: HashSet<String> = opts.exclude.iter().chain(&seeds).map(|w| normalize(w)).collect();
                 let allowed: Vec<String> = v.iter().map(|w| normalize(w)).filter(|w| !banned.contains(w)).collect();
                 Some(VocabTrie::build(&self.tokenizer, &allowed, WORD_SEPARATOR, &self.stop_tokens)?)
             }

@@ -58,6 +58,8 @@ pub struct WordGenerateOptions {
     pub max_rounds: Option<u32>,
     /// Samples decoded together at most; default 16.
     pub batch_size: Option<u32>,
+    /// Words of the region to name in the request (set expansion); never returned.
+    pub seeds: Option<Vec<String>>,
 }
 
 #[napi(object)]
@@ -164,6 +166,7 @@ fn word_options(o: &WordGenerateOptions) -> crate::Result<WordOptions> {
         vocabulary: o.vocabulary.clone(),
         max_rounds: o.max_rounds.map_or(d.max_rounds, |m| m as usize),
         max_batch: o.batch_size.map_or(d.max_batch, |b| b as usize),
+        seeds: o.seeds.clone().unwrap_or_default(),
     })
 }
 
@@ -199,12 +202,12 @@ impl Task for LoadTask {
     }
 
     fn resolve(&mut self, _env: Env, output: WordGenerator) -> Result<NativeWordGenerator> {
-        Ok(NativeWordGenerator { inner: Arc::new(output) })
+        Ok(NativeWordGenerator { info: output.info().clone(), config: output.config().clone(), inner: Some(Arc::new(output)) })
     }
 }
 
 pub struct GenerateTask {
-    generator: Arc<WordGenerator>,
+    generator: crate::Result<Arc<WordGenerator>>,
     pattern: String,
     opts: WordGenerateOptions,
 }
@@ -214,7 +217,9 @@ impl Task for GenerateTask {
     type JsValue = WordGenerateResult;
 
     fn compute(&mut self) -> Result<WordGeneration> {
-        guard(|| self.generator.generate(&parse(&self.pattern)?, &word_options(&self.opts)?))
+        // Taken, not borrowed: a closed generator's weights go as soon as its last call ends.
+        let generator = std::mem::replace(&mut self.generator, Err(WotdError::Cancelled));
+        guard(|| generator?.generate(&parse(&self.pattern)?, &word_options(&self.opts)?))
     }
 
     fn resolve(&mut self, _env: Env, g: WordGeneration) -> Result<WordGenerateResult> {
@@ -238,7 +243,7 @@ impl Task for GenerateTask {
 }
 
 pub struct ExportTask {
-    generator: Arc<WordGenerator>,
+    generator: crate::Result<Arc<WordGenerator>>,
     path: String,
     dtype: Option<String>,
 }
@@ -248,9 +253,10 @@ impl Task for ExportTask {
     type JsValue = GgufExportResult;
 
     fn compute(&mut self) -> Result<GgufExportReport> {
+        let generator = std::mem::replace(&mut self.generator, Err(WotdError::Cancelled));
         guard(|| {
             let opts = GgufExportOptions { dtype: gguf_type(self.dtype.as_deref())?, name: None };
-            self.generator.export_gguf(&PathBuf::from(&self.path), &opts)
+            generator?.export_gguf(&PathBuf::from(&self.path), &opts)
         })
     }
 
@@ -267,7 +273,16 @@ impl Task for ExportTask {
 /// A DSL model loaded for generation. Create with `NativeWordGenerator.load`.
 #[napi]
 pub struct NativeWordGenerator {
-    inner: Arc<WordGenerator>,
+    /// `None` once closed: the weights are freed when the last running task lets go of them.
+    inner: Option<Arc<WordGenerator>>,
+    info: crate::generate::word_generator::GeneratorInfo,
+    config: crate::models::DecoderConfig,
+}
+
+impl NativeWordGenerator {
+    fn open(&self) -> crate::Result<Arc<WordGenerator>> {
+        self.inner.clone().ok_or_else(|| WotdError::InvalidInput("this word generator was closed; load it again".into()))
+    }
 }
 
 #[napi]
@@ -283,63 +298,71 @@ impl NativeWordGenerator {
     /// rejects with `[INVALID_PATTERN]`.
     #[napi(ts_return_type = "Promise<WordGenerateResult>")]
     pub fn generate(&self, pattern: String, options: Option<WordGenerateOptions>) -> AsyncTask<GenerateTask> {
-        AsyncTask::new(GenerateTask { generator: self.inner.clone(), pattern, opts: options.unwrap_or_default() })
+        AsyncTask::new(GenerateTask { generator: self.open(), pattern, opts: options.unwrap_or_default() })
     }
 
     /// Writes the merged model as a llama.cpp GGUF (`q8_0` by default).
     #[napi(ts_return_type = "Promise<GgufExportResult>")]
     pub fn export_gguf(&self, path: String, #[napi(ts_arg_type = "'q8_0' | 'f16' | 'f32'")] dtype: Option<String>) -> AsyncTask<ExportTask> {
-        AsyncTask::new(ExportTask { generator: self.inner.clone(), path, dtype })
+        AsyncTask::new(ExportTask { generator: self.open(), path, dtype })
     }
 
     /// The prompt text the model sees for a pattern (what training taught it).
     #[napi]
-    pub fn prompt(&self, pattern: String) -> Result<String> {
+    pub fn prompt(&self, pattern: String, seeds: Option<Vec<String>>) -> Result<String> {
         guard(|| {
-            let ids = self.inner.prompt_ids(&parse(&pattern)?)?;
-            self.inner.tokenizer().decode(&ids, false)
+            let g = self.open()?;
+            let ids = g.prompt_ids(&parse(&pattern)?, &seeds.unwrap_or_default())?;
+            g.tokenizer().decode(&ids, false)
         })
+    }
+
+    /// Lets go of the model's weights now rather than at garbage collection (a call still
+    /// running keeps them until it ends); later calls fail with `INVALID_INPUT`.
+    #[napi]
+    pub fn close(&mut self) {
+        self.inner = None;
     }
 
     #[napi(getter)]
     pub fn base_model(&self) -> String {
-        self.inner.info().base_model.clone()
+        self.info.base_model.clone()
     }
 
     #[napi(getter)]
     pub fn adapter_dir(&self) -> Option<String> {
-        self.inner.info().adapter_dir.as_ref().map(|p| p.display().to_string())
+        self.info.adapter_dir.as_ref().map(|p| p.display().to_string())
     }
 
     #[napi(getter)]
     pub fn merged(&self) -> bool {
-        self.inner.info().merged
+        self.info.merged
     }
 
     #[napi(getter, ts_return_type = "'f32' | 'q8_0'")]
     pub fn quantize(&self) -> String {
-        self.inner.info().weights.as_str().to_string()
+        self.info.weights.as_str().to_string()
     }
 
     /// Whether prompts name attribute values (the adapter was trained on aligned IDs).
     #[napi(getter)]
     pub fn aligned(&self) -> bool {
-        self.inner.info().aligned
+        self.info.aligned
     }
 
     #[napi(getter)]
     pub fn architecture(&self) -> String {
-        format!("{:?}", self.inner.config().architecture).to_lowercase()
+        format!("{:?}", self.config.architecture).to_lowercase()
     }
 
     #[napi(getter)]
     pub fn vocab_size(&self) -> u32 {
-        self.inner.config().vocab_size as u32
+        self.config.vocab_size as u32
     }
 
     #[napi(getter)]
     pub fn max_positions(&self) -> u32 {
-        self.inner.config().max_position_embeddings as u32
+        self.config.max_position_embeddings as u32
     }
 }
 

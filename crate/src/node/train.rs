@@ -30,6 +30,8 @@ pub struct DslWord {
 pub struct DslExample {
     pub pattern: String,
     pub words: Vec<String>,
+    /// Words of the region given in the request (set expansion).
+    pub seeds: Option<Vec<String>>,
 }
 
 #[napi(object)]
@@ -71,6 +73,13 @@ pub struct DslTrainOptions {
     pub variants_per_pattern: Option<u32>,
     /// Words per answer at most; default 12.
     pub max_words: Option<u32>,
+    /// Words of the region shown in each request (set expansion); default 0.
+    pub seed_words: Option<u32>,
+    /// A system message before every request; default the chat template's own.
+    pub system_prompt: Option<String>,
+    /// Stop after this many updates with a checkpoint and the adapter written
+    /// (`stopped: 'paused'`); training again with `resume` continues the same schedule.
+    pub pause_at_step: Option<u32>,
     /// Share of patterns held out; default 0.1.
     pub validation_fraction: Option<f64>,
     /// Tokens per example at most (prompt + answer); default 256.
@@ -150,7 +159,7 @@ pub struct DslTrainResult {
     pub best_adapter_dir: Option<String>,
     pub last_checkpoint: Option<String>,
     pub tokens_per_second: f64,
-    #[napi(ts_type = "'done' | 'early-stop' | 'cancelled'")]
+    #[napi(ts_type = "'done' | 'early-stop' | 'cancelled' | 'paused'")]
     pub stopped: String,
     pub train_examples: u32,
     pub validation_examples: u32,
@@ -284,6 +293,7 @@ fn request(o: &DslTrainOptions) -> CoreResult<DslTrainRequest> {
                     max_patterns_per_kind: o.max_patterns_per_kind.map(|m| m as usize),
                     variants_per_pattern: o.variants_per_pattern.map_or(defaults.variants_per_pattern, |v| v as usize),
                     max_words: o.max_words.map_or(defaults.max_words, |v| v as usize),
+                    seed_words: o.seed_words.map_or(defaults.seed_words, |v| v as usize),
                     validation_fraction: fraction,
                 },
             }
@@ -291,7 +301,7 @@ fn request(o: &DslTrainOptions) -> CoreResult<DslTrainRequest> {
         (None, Some(examples)) => ExampleSource::Examples {
             examples: examples
                 .iter()
-                .map(|e| Ok(TextExample { pattern: parse(&e.pattern)?, words: e.words.clone() }))
+                .map(|e| Ok(TextExample { pattern: parse(&e.pattern)?, words: e.words.clone(), seeds: e.seeds.clone().unwrap_or_default() }))
                 .collect::<CoreResult<_>>()?,
             validation_fraction: fraction,
         },
@@ -346,12 +356,14 @@ fn request(o: &DslTrainOptions) -> CoreResult<DslTrainRequest> {
         seed,
         group_by_length: d.group_by_length,
         pad_token_id: d.pad_token_id,
+        pause_at_step: o.pause_at_step.map(|s| s as usize),
     };
     Ok(DslTrainRequest {
         base_model: o.base_model.clone(),
         resolve: ResolveOptions { revision: o.revision.clone(), offline: o.offline.unwrap_or(false), ..Default::default() },
         source,
         vocab,
+        system_prompt: o.system_prompt.clone(),
         lora,
         max_length: count(o.max_length, 256),
         train,

@@ -49,6 +49,7 @@ fn config(steps: usize) -> TrainConfig {
         seed: 11,
         group_by_length: true,
         pad_token_id: 2,
+        pause_at_step: None,
     }
 }
 
@@ -84,14 +85,14 @@ fn llama_fixture_learns_four_patterns_to_their_exact_words() -> crate::Result<()
     let eot = enc.chat().end_of_turn();
     let tok = m.tokenizer().unwrap();
     for ex in &split.train {
-        let answer = greedy(&m, &enc.prompt_ids(&ex.pattern)?, eot, 40);
+        let answer = greedy(&m, &enc.prompt_ids(&ex.pattern, &ex.seeds)?, eot, 40);
         assert_eq!(answer.last(), Some(&eot));
         assert_eq!(tok.decode(&answer[..answer.len() - 1], false)?, ex.words.join(", "), "{}", ex.pattern);
     }
     // The saved adapter is a PEFT adapter the model loads back to the same behaviour.
     let mut reloaded = model(0.0, 99);
     reloaded.load_adapter(&out.adapter_dir)?;
-    let probe = Tensor::new(enc.prompt_ids(&split.train[0].pattern)?, &Device::Cpu)?.unsqueeze(0)?;
+    let probe = Tensor::new(enc.prompt_ids(&split.train[0].pattern, &[])?, &Device::Cpu)?.unsqueeze(0)?;
     let diff = (m.forward_no_grad(&probe, None, None)? - reloaded.forward_no_grad(&probe, None, None)?)?.abs()?.max_all()?.to_scalar::<f32>()?;
     assert!(diff < 1e-5, "{diff}");
     std::fs::remove_dir_all(&dir).ok();
@@ -187,8 +188,10 @@ fn train_dsl_runs_stage_4_end_to_end_on_the_fixture() -> crate::Result<()> {
     let request = DslTrainRequest {
         base_model: fixture().display().to_string(),
         resolve: crate::io::ResolveOptions { offline: true, ..Default::default() },
-        source: ExampleSource::Words { words, options: ExampleOptions { seed: 1, validation_fraction: 0.2, ..Default::default() } },
+        source: ExampleSource::Words { words, options: ExampleOptions { seed: 1, validation_fraction: 0.2, seed_words: 2, ..Default::default() } },
         vocab: Some(crate::rvq::AttributeVocab::default()),
+        // The fixture's tokenizer spends a token a letter: a short system message fits its 128 positions.
+        system_prompt: Some("List words.".into()),
         lora: LoraConfig { r: 4, alpha: 8.0, dropout: 0.05, target_modules: vec!["q_proj".into(), "v_proj".into()], use_rslora: false, seed: 1 },
         max_length: 10_000,
         train: TrainConfig { eval_every: 2, checkpoint_every: 3, ..config(6) },
@@ -205,6 +208,21 @@ fn train_dsl_runs_stage_4_end_to_end_on_the_fixture() -> crate::Result<()> {
     let note: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join(PROMPT_FILE)).unwrap()).unwrap();
     assert_eq!(note["max_length"], 128, "capped by the fixture's max_position_embeddings");
     assert_eq!(note["end_of_turn_token_id"], 2);
+    assert_eq!(note["seed_words"], 2);
+    assert_eq!(note["system_prompt"], "List words.");
+    // Generation reads the same wording back: system message, names and seed words.
+    let gen = crate::generate::WordGenerator::load(
+        &fixture().display().to_string(),
+        &crate::generate::GeneratorOptions {
+            resolve: crate::io::ResolveOptions { offline: true, ..Default::default() },
+            adapter_dir: Some(out.outcome.adapter_dir.clone()),
+            engine: Default::default(),
+        },
+    )?;
+    let p = crate::dsl::parse("[1,2,*,*]")?;
+    let text = gen.tokenizer().decode(&gen.prompt_ids(&p, &["w1".into(), "w5".into()])?, false)?;
+    assert!(text.contains("List words."), "{text}");
+    assert!(text.contains("like w1, w5:"), "{text}");
     std::fs::remove_dir_all(&dir).ok();
     Ok(())
 }

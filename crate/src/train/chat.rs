@@ -50,9 +50,17 @@ impl ChatFormat {
     /// The text before the model's reply to `user`, generation prompt included. Tokenize it
     /// without adding special tokens: the template already placed every one it wants.
     pub fn prompt(&self, user: &str) -> Result<String> {
-        match &self.env {
-            Some(_) => self.render(&[("user", user)], true),
-            None => Ok(format!("{user}\n")),
+        self.prompt_with_system(None, user)
+    }
+
+    /// As [`ChatFormat::prompt`], after a system message (`None`: the template's default).
+    /// Without a template the system text is a first line.
+    pub fn prompt_with_system(&self, system: Option<&str>, user: &str) -> Result<String> {
+        match (&self.env, system) {
+            (Some(_), Some(sys)) => self.render(&[("system", sys), ("user", user)], true),
+            (Some(_), None) => self.render(&[("user", user)], true),
+            (None, Some(sys)) => Ok(format!("{sys}\n{user}\n")),
+            (None, None) => Ok(format!("{user}\n")),
         }
     }
 

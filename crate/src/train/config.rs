@@ -37,6 +37,10 @@ pub struct TrainConfig {
     pub group_by_length: bool,
     /// Token written into padding (never attended to nor learned).
     pub pad_token_id: u32,
+    /// Stop once this many updates are done (with a checkpoint and the adapter written), as a
+    /// pause: resuming continues the same schedule. Lets a caller evaluate along the way.
+    #[serde(default)]
+    pub pause_at_step: Option<usize>,
 }
 
 impl Default for TrainConfig {
@@ -59,6 +63,7 @@ impl Default for TrainConfig {
             seed: 0,
             group_by_length: true,
             pad_token_id: 0,
+            pause_at_step: None,
         }
     }
 }
@@ -85,6 +90,6 @@ impl TrainConfig {
     /// The settings that shape the trajectory. A resumed run must agree on all of them with the
     /// run it continues; where and how often checkpoints are written may change.
     pub(crate) fn trajectory(&self) -> TrainConfig {
-        TrainConfig { checkpoint_every: 0, keep_checkpoints: 0, ..self.clone() }
+        TrainConfig { checkpoint_every: 0, keep_checkpoints: 0, pause_at_step: None, ..self.clone() }
     }
 }

@@ -33,6 +33,8 @@ pub struct DslTrainRequest {
     pub source: ExampleSource,
     /// Attribute names for prompts (aligned codebooks); `None` writes codes only.
     pub vocab: Option<AttributeVocab>,
+    /// A system message before every request; `None` keeps the chat template's default.
+    pub system_prompt: Option<String>,
     pub lora: LoraConfig,
     /// Longest example in tokens (prompt + answer); capped by the model's positions.
     pub max_length: usize,
@@ -69,12 +71,16 @@ pub fn train_dsl(req: DslTrainRequest, on_progress: &mut dyn FnMut(&Progress), c
     let end_of_turn = chat.end_of_turn();
     let max_length = req.max_length.min(model.config().max_position_embeddings);
 
+    let seed_words = match &req.source {
+        ExampleSource::Words { options, .. } => options.seed_words,
+        ExampleSource::Examples { examples, .. } => examples.iter().map(|e| e.seeds.len()).max().unwrap_or(0),
+    };
     let split = match req.source {
         ExampleSource::Words { words, options } => sample_examples(&words, &options)?,
         ExampleSource::Examples { examples, validation_fraction } => split_examples(examples, validation_fraction, req.train.seed)?,
     };
     let ExampleSplit { train, validation } = split;
-    let encoder = ExampleEncoder::new(tok, chat, req.vocab.clone(), max_length);
+    let encoder = ExampleEncoder::new(tok, chat, req.vocab.clone(), max_length).with_system(req.system_prompt.clone());
     let data = TrainData {
         train: encoder.encode_all(&train).context(|| "tokenizing training examples".into())?,
         validation: encoder.encode_all(&validation).context(|| "tokenizing validation examples".into())?,
@@ -83,7 +89,7 @@ pub fn train_dsl(req: DslTrainRequest, on_progress: &mut dyn FnMut(&Progress), c
     let pad = tok.specials().pad.or(tok.specials().eos).unwrap_or(end_of_turn);
     let cfg = TrainConfig { pad_token_id: pad, ..req.train };
     std::fs::create_dir_all(&req.out_dir).map_err(|e| WotdError::io(&req.out_dir, e))?;
-    write_prompt_note(&req.out_dir, &resolved.id, req.vocab.as_ref(), max_length, end_of_turn)?;
+    write_prompt_note(&req.out_dir, &resolved.id, req.vocab.as_ref(), req.system_prompt.as_deref(), seed_words, max_length, end_of_turn)?;
     let trainer = Trainer::new(&model, &data, cfg, &req.out_dir)?;
     let outcome = trainer.run_until_stopped(req.resume, on_progress, cancel)?;
     Ok(DslTrainOutcome {
@@ -94,11 +100,13 @@ pub fn train_dsl(req: DslTrainRequest, on_progress: &mut dyn FnMut(&Progress), c
     })
 }
 
-fn write_prompt_note(dir: &std::path::Path, base: &str, vocab: Option<&AttributeVocab>, max_length: usize, eot: u32) -> Result<()> {
+fn write_prompt_note(dir: &std::path::Path, base: &str, vocab: Option<&AttributeVocab>, system: Option<&str>, seed_words: usize, max_length: usize, eot: u32) -> Result<()> {
     let note = json!({
         "format": 1,
         "base_model": base,
-        "user_message": if vocab.is_some() { "Words for semantic ID {pattern} ({description}):" } else { "Words for semantic ID {pattern}:" },
+        "user_message": if vocab.is_some() { "Words for semantic ID {pattern} ({description})[, like {seeds}]:" } else { "Words for semantic ID {pattern}[, like {seeds}]:" },
+        "system_prompt": system,
+        "seed_words": seed_words,
         "word_separator": super::prompt::WORD_SEPARATOR,
         "attribute_vocab": vocab,
         "chat_template": "the base model's own (add_generation_prompt)",

@@ -41,29 +41,37 @@ pub struct ExampleEncoder<'a> {
     tokenizer: &'a TextTokenizer,
     chat: ChatFormat,
     vocab: Option<AttributeVocab>,
+    system: Option<String>,
     max_len: usize,
 }
 
 impl<'a> ExampleEncoder<'a> {
     /// `vocab` names attributes in prompts (aligned codebooks); `max_len` caps prompt + answer.
     pub fn new(tokenizer: &'a TextTokenizer, chat: ChatFormat, vocab: Option<AttributeVocab>, max_len: usize) -> Self {
-        ExampleEncoder { tokenizer, chat, vocab, max_len }
+        ExampleEncoder { tokenizer, chat, vocab, system: None, max_len }
+    }
+
+    /// Puts `system` before every request (`None`: the chat template's default).
+    pub fn with_system(mut self, system: Option<String>) -> Self {
+        self.system = system;
+        self
     }
 
     pub fn chat(&self) -> &ChatFormat {
         &self.chat
     }
 
-    /// The prompt's token ids for a pattern: exactly what generation should feed the model.
-    pub fn prompt_ids(&self, pattern: &crate::dsl::Pattern) -> Result<Vec<u32>> {
-        let text = self.chat.prompt(&user_message(pattern, self.vocab.as_ref()))?;
+    /// The prompt's token ids for a pattern (and seed words of its region): exactly what
+    /// generation should feed the model.
+    pub fn prompt_ids(&self, pattern: &crate::dsl::Pattern, seeds: &[String]) -> Result<Vec<u32>> {
+        let text = self.chat.prompt_with_system(self.system.as_deref(), &user_message(pattern, self.vocab.as_ref(), seeds))?;
         Ok(self.tokenizer.encode(&text, false)?.ids)
     }
 
     /// Drops trailing words until the example fits `max_len`; an example whose prompt and first
     /// word cannot fit is an error, not a silently empty answer.
     pub fn encode(&self, ex: &TextExample) -> Result<TokenizedExample> {
-        let prompt = self.prompt_ids(&ex.pattern)?;
+        let prompt = self.prompt_ids(&ex.pattern, &ex.seeds)?;
         for keep in (1..=ex.words.len()).rev() {
             let mut answer = self.tokenizer.encode(&completion(&ex.words[..keep]), false)?.ids;
             answer.push(self.chat.end_of_turn());
@@ -104,7 +112,7 @@ mod tests {
         let chat = ChatFormat::from_tokenizer(&tok)?;
         let eot = chat.end_of_turn();
         let enc = ExampleEncoder::new(&tok, chat, Some(AttributeVocab::default()), 512);
-        let ex = TextExample { pattern: parse("[9,10,3,*]")?, words: vec!["lucid".into(), "serene".into(), "umbra".into()] };
+        let ex = TextExample { pattern: parse("[9,10,3,*]")?, words: vec!["lucid".into(), "serene".into(), "umbra".into()], seeds: vec![] };
         let t = enc.encode(&ex)?;
         assert_eq!(t.input_ids.len(), t.loss_mask.len());
         let first = t.loss_mask.iter().position(|m| *m).unwrap();
@@ -116,7 +124,7 @@ mod tests {
         assert!(prompt.ends_with("<|im_start|>assistant\n"), "{prompt:?}");
         assert!(prompt.contains("Words for semantic ID [9,10,3,*] (modern / beautiful / shakespearean / any variation):"));
         assert_eq!(t.completion_len(), answer.len() + 1);
-        assert_eq!(enc.prompt_ids(&ex.pattern)?, t.input_ids[..first].to_vec());
+        assert_eq!(enc.prompt_ids(&ex.pattern, &ex.seeds)?, t.input_ids[..first].to_vec());
         Ok(())
     }
 
@@ -124,7 +132,7 @@ mod tests {
     fn long_answers_lose_trailing_words_to_fit() -> Result<()> {
         let tok = tokenizer();
         let chat = ChatFormat::from_tokenizer(&tok)?;
-        let ex = TextExample { pattern: parse("[1,*,*,*]")?, words: (0..30).map(|i| format!("word{i}")).collect() };
+        let ex = TextExample { pattern: parse("[1,*,*,*]")?, words: (0..30).map(|i| format!("word{i}")).collect(), seeds: vec![] };
         let full = ExampleEncoder::new(&tok, ChatFormat::from_tokenizer(&tok)?, None, 4096).encode(&ex)?;
         assert_eq!(full.words_kept, 30);
         let limit = full.len() - 10;

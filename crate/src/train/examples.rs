@@ -102,6 +102,8 @@ impl PatternKind {
 pub struct TextExample {
     pub pattern: Pattern,
     pub words: Vec<String>,
+    /// Words of the same region given in the request (set expansion); never in `words`.
+    pub seeds: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -116,6 +118,8 @@ pub struct ExampleOptions {
     pub variants_per_pattern: usize,
     /// At most this many words per answer.
     pub max_words: usize,
+    /// Words of the region shown in the request (as many as leave at least one to answer).
+    pub seed_words: usize,
     /// Share of each kind's patterns held out for validation (whole patterns, so validation
     /// asks about regions training never answered).
     pub validation_fraction: f64,
@@ -129,6 +133,7 @@ impl Default for ExampleOptions {
             max_patterns_per_kind: None,
             variants_per_pattern: 1,
             max_words: 12,
+            seed_words: 0,
             validation_fraction: 0.1,
         }
     }
@@ -161,7 +166,10 @@ pub fn sample_examples(words: &[LabeledWord], opts: &ExampleOptions) -> Result<E
         for (i, pattern) in patterns.iter().enumerate() {
             let side = if i < held_out { &mut split.validation } else { &mut split.train };
             for variant in 0..opts.variants_per_pattern {
-                side.push(TextExample { pattern: *pattern, words: answer(words, pattern, variant, opts) });
+                let mut answer = answer(words, pattern, variant, opts);
+                let seeds: Vec<String> = answer.drain(..opts.seed_words.min(answer.len().saturating_sub(1))).collect();
+                answer.truncate(opts.max_words);
+                side.push(TextExample { pattern: *pattern, words: answer, seeds });
             }
         }
     }
@@ -210,7 +218,7 @@ fn held_out_count(n: usize, fraction: f64) -> usize {
 }
 
 /// The matching words, deduplicated, in an order seeded by the pattern itself (not by its place
-/// in the sample), capped at `max_words`.
+/// in the sample), capped at `seed_words + max_words`.
 fn answer(words: &[LabeledWord], pattern: &Pattern, variant: usize, opts: &ExampleOptions) -> Vec<String> {
     let mut seen = HashSet::new();
     let mut matching: Vec<String> =
@@ -218,7 +226,7 @@ fn answer(words: &[LabeledWord], pattern: &Pattern, variant: usize, opts: &Examp
     let key = pattern.fields().iter().fold(0u64, |acc, f| acc * 33 + f.map_or(32, u64::from));
     let stream = stream::WORDS.wrapping_add(key << 8).wrapping_add(variant as u64);
     shuffle(&mut SeededRng::derive(opts.seed, stream), &mut matching);
-    matching.truncate(opts.max_words);
+    matching.truncate(opts.seed_words + opts.max_words);
     matching
 }
 

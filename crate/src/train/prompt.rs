@@ -9,11 +9,17 @@ use crate::rvq::AttributeVocab;
 pub const WORD_SEPARATOR: &str = ", ";
 
 /// The user message asking for words of `pattern`. With attribute names (aligned codebooks) the
-/// pattern is also read aloud, so the model can tie codes to meanings.
-pub fn user_message(pattern: &Pattern, vocab: Option<&AttributeVocab>) -> String {
-    match vocab {
-        Some(v) => format!("Words for semantic ID {pattern} ({}):", describe(pattern, Some(v))),
-        None => format!("Words for semantic ID {pattern}:"),
+/// pattern is also read aloud, so the model can tie codes to meanings; `seeds` are a few words
+/// of the region to continue (set expansion), never repeated in the answer.
+pub fn user_message(pattern: &Pattern, vocab: Option<&AttributeVocab>, seeds: &[String]) -> String {
+    let ask = match vocab {
+        Some(v) => format!("Words for semantic ID {pattern} ({})", describe(pattern, Some(v))),
+        None => format!("Words for semantic ID {pattern}"),
+    };
+    if seeds.is_empty() {
+        format!("{ask}:")
+    } else {
+        format!("{ask}, like {}:", seeds.join(WORD_SEPARATOR))
     }
 }
 
@@ -30,10 +36,14 @@ mod tests {
     #[test]
     fn messages_name_the_pattern_and_in_aligned_mode_its_meaning() {
         let p = parse("[9,10,3,*]").unwrap();
-        assert_eq!(user_message(&p, None), "Words for semantic ID [9,10,3,*]:");
+        assert_eq!(user_message(&p, None, &[]), "Words for semantic ID [9,10,3,*]:");
         assert_eq!(
-            user_message(&p, Some(&AttributeVocab::default())),
+            user_message(&p, Some(&AttributeVocab::default()), &[]),
             "Words for semantic ID [9,10,3,*] (modern / beautiful / shakespearean / any variation):"
+        );
+        assert_eq!(
+            user_message(&p, Some(&AttributeVocab::default()), &["lucid".into(), "serene".into()]),
+            "Words for semantic ID [9,10,3,*] (modern / beautiful / shakespearean / any variation), like lucid, serene:"
         );
         assert_eq!(completion(&["lucid".into(), "serene".into()]), "lucid, serene");
     }

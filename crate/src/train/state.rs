@@ -14,6 +14,8 @@ pub enum StopReason {
     EarlyStop,
     /// Cancelled from outside; a checkpoint holds the state to resume from.
     Cancelled,
+    /// Reached `pause_at_step`; a checkpoint and the adapter hold the state to resume from.
+    Paused,
 }
 
 impl StopReason {
@@ -22,6 +24,7 @@ impl StopReason {
             StopReason::Done => "done",
             StopReason::EarlyStop => "early-stop",
             StopReason::Cancelled => "cancelled",
+            StopReason::Paused => "paused",
         }
     }
 }

@@ -63,6 +63,7 @@ fn base_config() -> TrainConfig {
         seed: 5,
         group_by_length: true,
         pad_token_id: 2,
+        pause_at_step: None,
     }
 }
 
@@ -115,7 +116,7 @@ fn tiny_model_learns_four_patterns_to_their_exact_words() -> crate::Result<()> {
     let enc = encoder(&tok);
     let eot = enc.chat().end_of_turn();
     for ex in &split.train {
-        let answer = greedy(&model, &enc.prompt_ids(&ex.pattern)?, eot, 40);
+        let answer = greedy(&model, &enc.prompt_ids(&ex.pattern, &ex.seeds)?, eot, 40);
         assert_eq!(answer.last(), Some(&eot), "stops with the end-of-turn token");
         let text = tok.decode(&answer[..answer.len() - 1], false)?;
         assert_eq!(text, ex.words.join(", "), "{}", ex.pattern);
@@ -237,6 +238,32 @@ fn incomplete_checkpoints_are_ignored_and_corrupt_ones_refused() -> crate::Resul
 }
 
 #[test]
+fn pausing_and_resuming_equals_an_uninterrupted_run() -> crate::Result<()> {
+    let tok = fixture_tokenizer();
+    let (data, cfg) = resumable_setup(&tok);
+    let reference = TinyLm::new(tok.vocab_size(), 1, 2, 0.1)?;
+    let dir_a = tempdir("pause-a");
+    let full = Trainer::new(&reference, &data, cfg.clone(), &dir_a)?.run(false, &mut no_progress(), &AtomicBool::new(false))?;
+
+    let dir_b = tempdir("pause-b");
+    let paused_model = TinyLm::new(tok.vocab_size(), 1, 2, 0.1)?;
+    let paused = Trainer::new(&paused_model, &data, TrainConfig { pause_at_step: Some(3), ..cfg.clone() }, &dir_b)?.run(false, &mut no_progress(), &AtomicBool::new(false))?;
+    assert_eq!((paused.stopped, paused.steps), (StopReason::Paused, 3));
+    assert!(paused.adapter_dir.is_dir(), "a pause leaves the adapter to evaluate");
+    // Pausing again later, then running to the end with a fresh init: the same as never pausing.
+    let later = Trainer::new(&paused_model, &data, TrainConfig { pause_at_step: Some(6), ..cfg.clone() }, &dir_b)?.run(true, &mut no_progress(), &AtomicBool::new(false))?;
+    assert_eq!((later.stopped, later.steps), (StopReason::Paused, 6));
+    let resumed_model = TinyLm::new(tok.vocab_size(), 1, 77, 0.1)?;
+    let done = Trainer::new(&resumed_model, &data, cfg, &dir_b)?.run(true, &mut no_progress(), &AtomicBool::new(false))?;
+    assert_eq!((done.stopped, done.steps), (full.stopped, full.steps));
+    let diff = max_abs_diff(&adapter_values(&reference), &adapter_values(&resumed_model));
+    assert!(diff <= 1e-6, "adapter differs by {diff}");
+    std::fs::remove_dir_all(&dir_a).ok();
+    std::fs::remove_dir_all(&dir_b).ok();
+    Ok(())
+}
+
+#[test]
 fn cancellation_stops_promptly_and_resumes_to_completion() -> crate::Result<()> {
     let tok = fixture_tokenizer();
     let (data, cfg) = resumable_setup(&tok);
@@ -299,7 +326,7 @@ fn early_stopping_ends_when_validation_stops_improving() -> crate::Result<()> {
     let validation: Vec<TextExample> = train
         .train
         .iter()
-        .map(|e| TextExample { pattern: e.pattern, words: vec!["unrelated".into(), "other".into()] })
+        .map(|e| TextExample { pattern: e.pattern, words: vec!["unrelated".into(), "other".into()], seeds: vec![] })
         .collect();
     let enc = encoder(&tok);
     let data = TrainData { train: enc.encode_all(&train.train)?, validation: enc.encode_all(&validation)? };
@@ -371,7 +398,7 @@ fn progress_reports_every_step_with_rates_and_schedule() -> crate::Result<()> {
 fn patterns_in_examples_parse_back_from_their_prompts() -> crate::Result<()> {
     // The prompt carries the canonical pattern text, which the one DSL parser reads back.
     let p: Pattern = "[ 3, *, 17, * ]".parse()?;
-    let msg = prompt::user_message(&p, None);
+    let msg = prompt::user_message(&p, None, &[]);
     let inner = &msg[msg.find('[').unwrap()..=msg.find(']').unwrap()];
     assert_eq!(crate::dsl::parse(inner)?, p);
     Ok(())

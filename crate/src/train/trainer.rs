@@ -168,6 +168,15 @@ impl<'a, M: TrainableLm + ?Sized> Trainer<'a, M> {
         let mut clock = Clock { started: Instant::now(), steps: 0, tokens: 0, compute_secs: 0.0 };
 
         while st.stopped.is_none() {
+            if st.step < st.total_steps && self.cfg.pause_at_step.is_some_and(|p| st.step >= p) {
+                st.dropout_rng = dropout.lock().expect("dropout lock").state();
+                if last_checkpoint.as_ref().is_none_or(|p| !p.ends_with(format!("checkpoint-{}", st.step))) {
+                    last_checkpoint = Some(self.checkpoint(&st, &opt)?);
+                }
+                let adapter = self.out_dir.join(ADAPTER_DIR);
+                replace_dir(&adapter, |tmp| self.model.save_adapter(tmp))?;
+                return Ok(self.outcome(&st, StopReason::Paused, Some(adapter), last_checkpoint, &clock));
+            }
             if st.step >= st.total_steps {
                 st.stopped = Some(StopReason::Done);
                 st.dropout_rng = dropout.lock().expect("dropout lock").state();
