@@ -37,7 +37,7 @@ test.serial('train on tiny models, then generate, encode, describe and today', a
   try {
     const events = new Set<string>()
     const r = await new WOTDTrainer(tinyConfig).trainCompletePipeline({ onProgress: (p) => events.add(`${p.stage}:${p.phase}`) })
-    for (const s of ['corpus', 'embed', 'rvq', 'dsl']) {
+    for (const s of ['corpus', 'embed', 'rvq', 'catalogue', 'dsl']) {
       t.is(r.stages[s as 'corpus'].status, 'completed', s)
       t.true(events.has(`${s}:start`) && events.has(`${s}:done`), s)
     }
@@ -54,9 +54,36 @@ test.serial('train on tiny models, then generate, encode, describe and today', a
     try {
       t.is(m.runId, r.runId)
       const g = await m.generateWordsFromId('[*,*,*,*]', { count: 5, seed: 1 })
-      t.true(Array.isArray(g.words))
+      t.is(g.words.length, 5)
       for (const w of g.words) t.regex(w, /^[a-z][a-z'-]*[a-z]$/)
       t.true(g.baseline.length > 0)
+      // Real, novel words with their meanings, by default.
+      const index = await m.catalogueIndex()
+      const training = new Set((await m.known()).map((k) => k.word))
+      for (const e of g.entries) {
+        t.true(index.catalogue.has(e.word), e.word)
+        t.false(training.has(e.word), e.word)
+        t.false(e.coined)
+        t.is(e.definition, index.catalogue.get(e.word)!.definition)
+      }
+      const shown = await m.generateWordsFromId('[*,*,*,*]', { count: 5, seed: 1, exclude: g.words })
+      t.deepEqual(shown.words.filter((w) => g.words.includes(w)), [], 'words already shown are not shown again')
+      const region = await m.generateWordsFromId([9, null, null, null], { count: 5 })
+      t.true(region.entries.every((e) => e.id[0] >> 3 === 1), 'a style request gets that style')
+      // Coined words: labelled, never catalogue words.
+      const coined = await m.generateWordsFromId('[*,*,*,*]', { count: 3, seed: 1, coined: true })
+      for (const e of coined.entries) {
+        t.true(e.coined)
+        t.false(index.catalogue.has(e.word), e.word)
+      }
+      const rec = await m.recommend(['gossamer', 'moonlight'], { count: 5 })
+      t.is(rec.words.length, 5)
+      t.true(rec.words.every((w) => !['gossamer', 'moonlight'].includes(w) && !training.has(w) && index.catalogue.has(w)))
+      const liked = await m.wordOfTheDay({ user: 'bea', date: '2026-11-25', likedWords: ['gossamer', 'moonlight'] })
+      t.is(liked.source === 'taste' || liked.source === 'explore', true)
+      t.true(index.catalogue.has(liked.word))
+      t.is(liked.definition, index.catalogue.get(liked.word)!.definition)
+      t.true(liked.nearestLiked.length > 0 && liked.nearestLiked.every((w) => ['gossamer', 'moonlight'].includes(w)))
       const enc = await m.encode(['gossamer', 'forsooth'])
       for (const e of enc) t.is(e.id.length, 4)
       t.regex(await m.describe('[9,*,*,*]'), /modern/)
@@ -97,7 +124,7 @@ test.serial('train on tiny models, then generate, encode, describe and today', a
   }
 })
 
-for (const stage of ['corpus', 'embed', 'rvq', 'dsl']) {
+for (const stage of ['corpus', 'embed', 'rvq', 'catalogue', 'dsl']) {
   test(`a run killed during the ${stage} stage resumes and ends like an uninterrupted run`, async (t) => {
     const home = tmp(`kill-${stage}`)
     const ref = tmp(`ref-${stage}`)
@@ -118,6 +145,9 @@ for (const stage of ['corpus', 'embed', 'rvq', 'dsl']) {
       const lb = rb.stages.dsl.metrics!.losses as number[]
       t.is(la.length, lb.length)
       la.forEach((x, i) => t.true(Math.abs(x - lb[i]) <= 1e-5, `loss ${i}: ${x} vs ${lb[i]}`))
+      // The catalogue's IDs, and the held-out precision the kept adapter was chosen by.
+      t.is(ra.stages.catalogue.artifacts!.ids.sha256, rb.stages.catalogue.artifacts!.ids.sha256)
+      t.deepEqual(ra.stages.dsl.metrics!.precision, rb.stages.dsl.metrics!.precision)
     } finally {
       rmSync(home, { recursive: true, force: true })
       rmSync(ref, { recursive: true, force: true })

@@ -130,8 +130,8 @@ test('the retrieval baseline stands alone when the LM is left out, and says why'
   const out = join(await emptyDir(), 'r.html')
   const r = await buildReport({ store: f.store, out, model: false, benchmarkDir: await emptyDir() })
   const samples = section(await readFile(out, 'utf8'), 'samples')
-  t.regex(samples, /not available: LM generations: the LM was left out/)
-  t.deepEqual(r.unavailable.find((u) => u.section === 'samples')?.why, 'LM generations: the LM was left out (--no-lm)')
+  t.regex(samples, /not available: generated words: the LM was left out/)
+  t.deepEqual(r.unavailable.find((u) => u.section === 'samples')?.why, 'generated words: the LM was left out (--no-lm)')
   // Every row has baseline words from the region's own members first.
   const rows = samples.split('<tr><td><code>').slice(1)
   t.is(rows.length, 12)
@@ -148,7 +148,7 @@ test('by default the run’s own model is tried, and a model that cannot load de
   const samples = section(await readFile(out, 'utf8'), 'samples')
   t.is((samples.match(/<tr><td><code>\[/g) ?? []).length, 12)
   t.regex(samples, /retrieval baseline/)
-  t.true(/not available: LM generations: /.test(samples) || !samples.includes('not available'), samples.slice(0, 600))
+  t.true(/not available: generated words: /.test(samples) || !samples.includes('not available'), samples.slice(0, 600))
 })
 
 test('a run still in its embed stage: timings and the projection, the rest not available', async (t) => {
@@ -185,7 +185,7 @@ test('without a corpus, aligned semantic IDs colour the projection', async (t) =
   await buildReport({ store: f.store, out, benchmarkDir: await emptyDir() })
   const html = await readFile(out, 'utf8')
   t.true(section(html, 'projection').includes('Colours from the semantic IDs (aligned mode: code &gt;&gt; 3 names the value)'))
-  t.regex(section(html, 'samples'), /not available: LM generations: this run has no dsl stage yet/)
+  t.regex(section(html, 'samples'), /not available: generated words: this run has no dsl stage yet/)
 })
 
 test('a damaged embeddings artifact is reported, not thrown', async (t) => {
@@ -328,7 +328,7 @@ test.serial('wotd report writes wotd-report-<run>.html in the working folder by 
     const file = join(here, `wotd-report-${f.runId}.html`)
     t.true(existsSync(file))
     t.regex(r.stdout, new RegExp(`wrote .*wotd-report-${f.runId}\\.html \\(.*\\) for run ${f.runId}: 6 plots`))
-    t.regex(r.stdout, /not available samples: LM generations: the LM was left out/)
+    t.regex(r.stdout, /not available samples: generated words: the LM was left out/)
   } finally {
     process.chdir(cwd)
   }

@@ -14,6 +14,9 @@ export * from './cache/index.js'
 export * from './embed/index.js'
 export * from './semantic/index.js'
 export * from './pipeline/index.js'
+export * from './catalogue/index.js'
+export * from './recommend/index.js'
+export * from './eval/index.js'
 export * from './report/index.js'
 // Stage 4 on its own (any adapter). The package-level `generateWordsFromId` is the pipeline's
 // (it loads a trained run); the adapter-level one is exported as `generateWordsWithAdapter`.

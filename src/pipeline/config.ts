@@ -9,6 +9,10 @@ import { ConfigError } from '../errors.js'
 
 const cellSelection = z.union([z.literal('default'), z.literal('all'), z.array(z.string()).min(1)])
 
+/** The DSL model's system message: the base model's default says nothing about the task. */
+export const DSL_SYSTEM_PROMPT =
+  'You list real English words that fit a semantic ID: its style, complexity and era are named. Answer with new words only, separated by commas.'
+
 export const TrainingConfigSchema = z
   .object({
     profile: z.enum(['compact', 'full']).default('compact'),
@@ -37,11 +41,16 @@ export const TrainingConfigSchema = z
       .object({
         levels: z.literal(4).default(4),
         codes: z.literal(32).default(32),
-        mode: z.enum(['aligned', 'unsupervised']).default('aligned'),
+        /**
+         * `hybrid` (default): aligned codebooks whose attribute fields come from calibrated
+         * attribute predictors, so the names hold on unseen words; `aligned`: the nearest
+         * codeword picks the value; `unsupervised`: codes name nothing.
+         */
+        mode: z.enum(['hybrid', 'aligned', 'unsupervised']).default('hybrid'),
         iterations: z.number().int().min(1).max(1000).default(100),
       })
       .strict()
-      .default({ levels: 4, codes: 32, mode: 'aligned', iterations: 100 }),
+      .default({ levels: 4, codes: 32, mode: 'hybrid', iterations: 100 }),
     lora: z
       .object({
         rank: z.number().int().min(1).max(256).default(16),
@@ -78,6 +87,16 @@ export const TrainingConfigSchema = z
         maxPatternsPerKind: z.number().int().min(1).max(100_000).default(64),
         /** Words per completion. */
         wordsPerExample: z.number().int().min(1).max(64).default(8),
+        /** Words of the region named in each request, which the answer continues (set expansion). */
+        seedWords: z.number().int().min(0).max(16).default(3),
+        /** A short system message before every request (`''`: the chat template's own). */
+        systemPrompt: z.string().max(2000).default(DSL_SYSTEM_PROMPT),
+        /**
+         * What early stopping and the kept adapter follow: `precision`, the share of requested
+         * words the LM gives as real catalogue words with the requested values, on validation
+         * patterns (every `evalEvery` steps); or `loss`, the validation loss.
+         */
+        stopOn: z.enum(['precision', 'loss']).default('precision'),
         validationFraction: z.number().min(0).max(0.5).default(0.1),
       })
       .strict()
@@ -95,6 +114,9 @@ export const TrainingConfigSchema = z
         checkpointEvery: 20,
         maxPatternsPerKind: 64,
         wordsPerExample: 8,
+        seedWords: 3,
+        systemPrompt: DSL_SYSTEM_PROMPT,
+        stopOn: 'precision',
         validationFraction: 0.1,
       }),
   })

@@ -1,50 +1,88 @@
 /**
- * The inference API over a trained run: patterns -> words (the LM, with the retrieval
- * baseline beside it), liked words -> ID -> recommendations, and a word of the day.
- * `WOTDModel.open()` loads the newest completed run of the store (or a named one); models and
- * artifacts are loaded lazily, on first use.
+ * The inference API over a trained run: patterns -> words, liked words -> ID ->
+ * recommendations, and a word of the day. Words come from the word catalogue by default (real,
+ * novel, in the requested region, with definitions); the tuned LM writes coined words on
+ * request. `WOTDModel.open()` loads the newest completed run of the store (or a named one);
+ * models and artifacts are loaded lazily, on first use.
  */
 import { createHash } from 'node:crypto'
 import { mkdir } from 'node:fs/promises'
 import { basename, join } from 'node:path'
-import { BGEEmbedder } from '../embed/index.js'
 import { InvalidInputError, StoreError } from '../errors.js'
-import { parsePattern, formatPattern, preferenceToId, toPatternText, type SemanticEncoder, type SemanticId } from '../semantic/index.js'
+import { parsePattern, formatPattern, toPatternText, type SemanticEncoder, type SemanticId } from '../semantic/index.js'
 import { openStore, type RunDoc, type Store } from '../store/index.js'
 import type { TrainingConfig } from './config.js'
 import { COMPLEXITIES, ERAS, STYLES } from '../types.js'
-import { retrieveWords, type KnownWord } from './retrieval.js'
+import type { KnownWord } from './retrieval.js'
 import { unpackVectors } from './stages/embed.js'
 import { loadRunEncoder } from './stages/rvq.js'
 import { runWorkDir } from './workdir.js'
 import { WordGenerator } from '../dsl/index.js'
+import { openCatalogueIndex } from './stages/catalogue.js'
+import { BGEEmbedder, embeddingText, meanOfRows } from '../embed/index.js'
+import { meanFacts, type WordFacts } from '../semantic/index.js'
+import { type CatalogueIndex, entryOf, rankPattern, related, wordsForPattern, wordsForTaste, type Taste, type WordEntry } from '../recommend/index.js'
+import { chooseWordOfTheDay } from './word-of-the-day.js'
 
 export interface GenerateOptions {
+  /** Words wanted, 1-200 (default 10). */
   count?: number
+  /**
+   * 0 (the default for catalogue words) gives the best-ranked words; above 0 draws from the
+   * top of the ranking (see `sampleRanked`). For the LM (`coined`, `method: 'lm'`), its
+   * sampling temperature (default 0.8).
+   */
   temperature?: number
   topP?: number
   topK?: number
   seed?: number
-  /** Leave out words of the training corpora. */
+  /** Kept for compatibility: catalogue words are always novel; with `coined`, LM words are too. */
   novelOnly?: boolean
-  /** Only ever produce words from this list (constrained decoding by a token trie). */
-  vocabulary?: string[]
+  /** Only words of this list may come out. */
+  vocabulary?: readonly string[]
+  /** Words never to return (already liked or shown), nor their close relatives. */
+  exclude?: readonly string[]
+  /** Let the LM coin non-dictionary words (labelled `coined: true`), verified to be in the region. */
+  coined?: boolean
+  /**
+   * `catalogue` (default): ranked catalogue words. `lm`: the tuned LM samples words, constrained
+   * to the region's catalogue candidates (measured against the default in `npm run eval`).
+   */
+  method?: 'catalogue' | 'lm'
 }
 
 export interface GenerationResult {
   pattern: string
+  /** The words, best first. */
   words: string[]
-  /** The nearest-neighbour retrieval baseline for the same pattern. */
+  /** The same words with ID, part of speech, definition, example and whether they were coined. */
+  entries: WordEntry[]
+  /** The plain ID-region retrieval baseline for the same request (tier, then cosine). */
   baseline: string[]
   msPerWord: number
+  method: 'catalogue' | 'lm'
+}
+
+export interface RecommendResult extends GenerationResult {
+  /** The ID of the liked words together. */
+  id: SemanticId
 }
 
 export interface WordOfTheDay {
   user: string
   date: string
   word: string
+  partOfSpeech: string | null
+  definition: string | null
+  example: string | null
+  /** The word's semantic ID and what it means. */
+  id: SemanticId | null
+  meaning: string | null
+  /** Why this word: the liked words nearest to it, or how it was picked. */
+  reason: string
+  nearestLiked: string[]
   pattern: string
-  source: 'lm' | 'retrieval'
+  source: 'taste' | 'explore' | 'default'
   runId: string
 }
 
@@ -60,14 +98,32 @@ export function parseDate(date: string): string {
   return date
 }
 
-function seedOf(...parts: string[]): number {
+export function seedOf(...parts: string[]): number {
   return createHash('sha256').update(parts.join('\u0000')).digest().readUInt32LE(0) & 0x7fffffff
 }
 
-function daysBefore(date: string, days: number): string {
+export function shiftDate(date: string, days: number): string {
   const d = new Date(`${date}T00:00:00Z`)
-  d.setUTCDate(d.getUTCDate() - days)
+  d.setUTCDate(d.getUTCDate() + days)
   return d.toISOString().slice(0, 10)
+}
+
+/** Progress of loading what inference needs (the catalogue's vectors on a cold cache). */
+export interface InferenceProgress {
+  phase: 'catalogue'
+  done: number
+  total: number
+}
+
+function checkCount(count: number): number {
+  if (!Number.isInteger(count) || count < 1 || count > 200) throw new InvalidInputError(`count must be an integer 1-200, got ${count}`)
+  return count
+}
+
+function normaliseWords(words: readonly string[] | undefined, what: string): string[] {
+  if (words === undefined) return []
+  if (!Array.isArray(words) || words.some((w) => typeof w !== 'string')) throw new InvalidInputError(`${what} must be an array of strings`)
+  return words.map((w) => w.normalize('NFC').trim().toLowerCase()).filter((w) => w.length > 0)
 }
 
 export class WOTDModel {
@@ -75,15 +131,17 @@ export class WOTDModel {
   private embedderP?: Promise<BGEEmbedder>
   private knownP?: Promise<KnownWord[]>
   private generatorP?: Promise<WordGenerator>
+  private indexP?: Promise<CatalogueIndex>
 
   private constructor(
     readonly store: Store,
     readonly run: RunDoc,
     private readonly ownsStore: boolean,
+    private readonly onProgress?: (p: InferenceProgress) => void,
   ) {}
 
   /** The newest completed run of the store, or the named one. */
-  static async open(opts: { store?: string | Store; runId?: string } = {}): Promise<WOTDModel> {
+  static async open(opts: { store?: string | Store; runId?: string; onProgress?: (p: InferenceProgress) => void } = {}): Promise<WOTDModel> {
     const store = typeof opts.store === 'object' ? opts.store : await openStore(opts.store)
     const owns = typeof opts.store !== 'object'
     try {
@@ -94,7 +152,7 @@ export class WOTDModel {
         )
       }
       if (run.status !== 'completed') throw new InvalidInputError(`run ${run.id} is ${run.status}, not completed; run \`npx wotd train\` to finish it`)
-      return new WOTDModel(store, run, owns)
+      return new WOTDModel(store, run, owns, opts.onProgress)
     } catch (err) {
       if (owns) await store.close()
       throw err
@@ -124,7 +182,7 @@ export class WOTDModel {
     return this.embedderP
   }
 
-  /** The training words with their vectors and IDs (for the retrieval baseline and novelty). */
+  /** The training words with their vectors and IDs (novelty and the report). */
   known(): Promise<KnownWord[]> {
     this.knownP ??= (async () => {
       const arts = this.run.stages.embed?.artifacts ?? {}
@@ -143,6 +201,26 @@ export class WOTDModel {
     return this.knownP
   }
 
+  /**
+   * The run's word catalogue: vectors from the unified cache (embedded on first use on this
+   * machine, with progress), IDs from the run's catalogue stage (encoded now for runs made
+   * before it existed, or when the installed catalogue differs from the run's).
+   */
+  catalogueIndex(): Promise<CatalogueIndex> {
+    this.indexP ??= (async () => {
+      const [embedder, encoder, known] = await Promise.all([this.embedder(), this.encoder(), this.known()])
+      return openCatalogueIndex({
+        store: this.store,
+        run: this.run,
+        encoder,
+        embedder,
+        trainingWords: known.map((k) => k.word),
+        onProgress: this.onProgress ? (p) => this.onProgress!({ phase: 'catalogue', done: p.done, total: p.total }) : undefined,
+      })
+    })()
+    return this.indexP
+  }
+
   generator(): Promise<WordGenerator> {
     this.generatorP ??= (async () => {
       const dir = join(this.workDir(), 'adapter')
@@ -153,13 +231,13 @@ export class WOTDModel {
         await this.store.getArtifactToFile(ref.name, join(dir, basename(ref.name)), { sha256: ref.sha256 })
       }
       const base = String((this.run.stages.dsl?.metrics as { baseModel?: string } | undefined)?.baseModel ?? '')
-      // Prompts must read exactly as in training: aligned runs name the attribute values.
+      // Prompts must read exactly as in training: runs with named codes name the attribute values.
       return WordGenerator.load({
         baseModel: base,
         adapterDir: dir,
         // f32: batched sampling (a row per wanted word) is faster in f32 than in candle's Q8_0 here.
         quantize: 'f32',
-        aligned: this.config.rvq.mode === 'aligned',
+        aligned: this.config.rvq.mode !== 'unsupervised',
         attributeNames: ['style', 'complexity', 'era'],
         attributeValues: [[...STYLES], [...COMPLEXITIES], [...ERAS]],
       })
@@ -167,70 +245,216 @@ export class WOTDModel {
     return this.generatorP
   }
 
-  /** "modern / beautiful / shakespearean / variation 5" for aligned runs. */
+  /** "modern / beautiful / shakespearean / variation 5" for runs with named codes. */
   async describe(pattern: string | readonly (number | null)[]): Promise<string> {
     return (await this.encoder()).describe(pattern)
   }
 
-  /** The semantic ID of each word (training words from the store, others embedded and encoded). */
-  async encode(words: string[]): Promise<{ word: string; id: SemanticId; known: boolean }[]> {
-    const cleaned = words.map((w) => w.trim().toLowerCase()).filter((w) => w.length > 0)
+  /**
+   * The semantic ID of each word: catalogue words as the run encoded them, others embedded
+   * (bare) and encoded now. `known`: a training word of the run.
+   */
+  async encode(words: string[]): Promise<{ word: string; id: SemanticId; known: boolean; inCatalogue: boolean }[]> {
+    const cleaned = normaliseWords(words, 'words')
     if (cleaned.length === 0) throw new InvalidInputError('no words given: pass at least one word')
+    const [index, known] = await Promise.all([this.catalogueIndex(), this.known()])
+    const training = new Set(known.map((k) => k.word))
     const stored = await this.store.getSemanticIds(this.run.id, cleaned)
-    const missing = cleaned.filter((w) => !stored.has(w))
+    const { rows, outside } = await this.vectorsOf(cleaned)
+    const enc = await this.encoder()
     const fresh = new Map<string, SemanticId>()
-    if (missing.length) {
-      const [emb, enc] = await Promise.all([this.embedder(), this.encoder()])
-      const vecs = await emb.embed(missing)
-      enc.encodeMany(vecs).forEach((id, i) => fresh.set(missing[i], id))
+    const missing = cleaned.filter((w) => !stored.has(w) && rows.get(w) === undefined)
+    if (missing.length) enc.encodeMany(missing.map((w) => outside.get(w)!), { facts: missing.map((w) => ({ word: w })) }).forEach((id, i) => fresh.set(missing[i], id))
+    return cleaned.map((w) => {
+      const row = rows.get(w)
+      const id = stored.get(w) ?? (row !== undefined ? index.id(row) : fresh.get(w))
+      return { word: w, id: id as SemanticId, known: training.has(w), inCatalogue: row !== undefined }
+    })
+  }
+
+  /** Catalogue rows of words that have one; vectors of the others (embedded bare, cached). */
+  private async vectorsOf(words: readonly string[]): Promise<{ rows: Map<string, number>; outside: Map<string, Float32Array> }> {
+    const index = await this.catalogueIndex()
+    const rows = new Map<string, number>()
+    const others: string[] = []
+    for (const w of new Set(words)) {
+      const r = index.catalogue.indexOf(w)
+      if (r === undefined) others.push(w)
+      else rows.set(w, r)
     }
-    return cleaned.map((w) => ({ word: w, id: (stored.get(w) ?? fresh.get(w)) as SemanticId, known: stored.has(w) }))
+    const outside = new Map<string, Float32Array>()
+    if (others.length) {
+      const vecs = await (await this.embedder()).embed(others.map((w) => embeddingText(w)))
+      vecs.forEach((v, i) => outside.set(others[i], v))
+    }
+    return { rows, outside }
+  }
+
+  /**
+   * A set of liked words as one taste: the renormalised mean of their vectors (catalogue words
+   * as the catalogue embeds them, with their definitions), its ID, and the values that ID names.
+   */
+  async taste(likedWords: readonly string[]): Promise<Taste & { id: SemanticId; words: string[] }> {
+    const words = normaliseWords(likedWords, 'liked words')
+    if (words.length === 0) throw new InvalidInputError('no liked words given: pass at least one non-empty word')
+    const tooLong = words.find((w) => w.length > 64)
+    if (tooLong) throw new InvalidInputError(`liked word ${JSON.stringify(tooLong.slice(0, 70))}... is longer than 64 characters`)
+    const [index, enc] = await Promise.all([this.catalogueIndex(), this.encoder()])
+    const { rows, outside } = await this.vectorsOf(words)
+    const acc = new Float64Array(enc.dimension)
+    const facts: WordFacts[] = []
+    for (const w of words) {
+      const r = rows.get(w)
+      const v = r !== undefined ? index.vector(r) : outside.get(w)!
+      for (let i = 0; i < acc.length; i++) acc[i] += v[i]
+      facts.push(r !== undefined ? index.entry(r) : { word: w })
+    }
+    const vector = meanOfRows({ data: Float32Array.from(acc), rows: 1, dim: acc.length }, [0])
+    if (!vector) throw new InvalidInputError('the liked words cancel out: their mean vector has no direction')
+    const id = enc.encode(vector, { facts: meanFacts(facts) })
+    return { vector, id, values: enc.named ? [id[0] >> 3, id[1] >> 3, id[2] >> 3] : undefined, words }
   }
 
   /** Liked words -> one preference vector -> one ID. */
   async preferenceToId(words: string[]): Promise<SemanticId> {
-    const [emb, enc] = await Promise.all([this.embedder(), this.encoder()])
-    return preferenceToId(words, emb, enc)
+    return (await this.taste(words)).id
   }
 
-  /** The retrieval baseline alone. */
+  /** The ID-region retrieval baseline alone. */
   async retrieve(pattern: string, count = 10): Promise<string[]> {
     const p = parsePattern(pattern)
-    return retrieveWords(await this.encoder(), await this.known(), p.fields, count)
+    const index = await this.catalogueIndex()
+    return rankPattern(index, p.fields, { scorer: 'region', limit: checkCount(count) }).map((r) => index.entry(r.row).word)
+  }
+
+  private async filterOf(opts: GenerateOptions, extraAvoid: readonly string[] = []): Promise<{ allow?: Set<number>; avoid: string[]; exclude: Set<number> }> {
+    const index = await this.catalogueIndex()
+    const avoid = [...normaliseWords(opts.exclude, 'exclude'), ...extraAvoid]
+    const exclude = new Set<number>()
+    for (const w of avoid) {
+      const r = index.catalogue.indexOf(w)
+      if (r !== undefined) exclude.add(r)
+    }
+    let allow: Set<number> | undefined
+    if (opts.vocabulary !== undefined) {
+      const vocab = normaliseWords(opts.vocabulary, 'vocabulary')
+      if (vocab.length === 0) throw new InvalidInputError('vocabulary is empty: pass at least one word, or leave it out')
+      allow = new Set(vocab.map((w) => index.catalogue.indexOf(w)).filter((r): r is number => r !== undefined))
+    }
+    return { allow, avoid, exclude }
   }
 
   async generateWordsFromId(pattern: string | readonly (number | null)[], opts: GenerateOptions = {}): Promise<GenerationResult> {
+    const started = performance.now()
     const p = parsePattern(toPatternText(pattern))
-    const count = opts.count ?? 10
-    if (!Number.isInteger(count) || count < 1 || count > 200) throw new InvalidInputError(`count must be an integer 1-200, got ${count}`)
-    const known = await this.known()
+    const count = checkCount(opts.count ?? 10)
+    if (opts.temperature !== undefined && !(Number.isFinite(opts.temperature) && opts.temperature >= 0)) {
+      throw new InvalidInputError(`temperature must be a finite number >= 0, got ${opts.temperature}`)
+    }
+    const index = await this.catalogueIndex()
+    const f = await this.filterOf(opts)
+    const filter = { allow: f.allow, exclude: f.exclude, avoidRelativesOf: f.avoid }
+    const baseline = rankPattern(index, p.fields, { ...filter, scorer: 'region', limit: count }).map((r) => index.entry(r.row).word)
+    const method = opts.method ?? 'catalogue'
+    let entries: WordEntry[]
+    if (opts.coined) entries = await this.coinedWords(p.fields, p.text, count, opts, f.avoid)
+    else if (method === 'lm') entries = await this.lmCandidates(p.fields, p.text, count, opts, filter)
+    else if (method === 'catalogue') entries = wordsForPattern(index, p.fields, { ...filter, count, seed: opts.seed, temperature: opts.temperature })
+    else throw new InvalidInputError(`method must be 'catalogue' or 'lm', got ${JSON.stringify(method)}`)
+    const elapsed = performance.now() - started
+    return { pattern: p.text, words: entries.map((e) => e.word), entries, baseline, msPerWord: elapsed / Math.max(entries.length, 1), method }
+  }
+
+  /**
+   * Words of a region to name in an LM request (set expansion, as the adapter was taught): the
+   * region's three best catalogue words. Empty for adapters trained without seed words.
+   */
+  async seedWords(fields: readonly (number | null)[]): Promise<string[]> {
+    const n = Number((this.config.dsl as { seedWords?: number }).seedWords ?? 0)
+    if (n <= 0) return []
+    return wordsForPattern(await this.catalogueIndex(), fields, { count: n }).map((e) => e.word)
+  }
+
+  /**
+   * The LM samples from the region's catalogue candidates (a token trie over them), and its
+   * order is the ranking: how the LM would choose if it only picked real words.
+   */
+  private async lmCandidates(fields: readonly (number | null)[], text: string, count: number, opts: GenerateOptions, filter: { allow?: Set<number>; exclude: Set<number>; avoidRelativesOf: string[] }): Promise<WordEntry[]> {
+    const index = await this.catalogueIndex()
+    const candidates = rankPattern(index, fields, { ...filter, limit: Math.max(60, count * 6) })
+    if (candidates.length === 0) return []
+    const byWord = new Map(candidates.map((r) => [index.entry(r.row).word, r]))
     const gen = await this.generator()
-    const r = await gen.generate(p.text, {
+    const r = await gen.generate(text, {
       count,
       temperature: opts.temperature,
       topP: opts.topP,
       topK: opts.topK,
       seed: opts.seed,
-      novelOnly: opts.novelOnly,
-      trainingWords: opts.novelOnly ? known.map((k) => k.word) : undefined,
-      vocabulary: opts.vocabulary,
+      seeds: await this.seedWords(fields),
+      vocabulary: [...byWord.keys()],
     })
-    const baseline = retrieveWords(await this.encoder(), known, p.fields, count)
-    return { pattern: p.text, words: r.words.slice(0, count), baseline, msPerWord: r.msPerWord }
+    return r.words.map((w) => byWord.get(w)).filter((x): x is NonNullable<typeof x> => !!x).map((x) => entryOf(index, x))
   }
 
-  /** Liked words -> their ID -> new words of the same style, complexity and era. */
-  async recommend(likedWords: string[], opts: GenerateOptions = {}): Promise<GenerationResult & { id: SemanticId }> {
-    const id = await this.preferenceToId(likedWords)
-    const liked = new Set(likedWords.map((w) => w.trim().toLowerCase()))
-    const r = await this.generateWordsFromId([id[0], id[1], id[2], null], { novelOnly: true, ...opts, count: (opts.count ?? 10) + liked.size })
-    const count = opts.count ?? 10
-    return { ...r, id, words: r.words.filter((w) => !liked.has(w)).slice(0, count), baseline: r.baseline.filter((w) => !liked.has(w)).slice(0, count) }
+  /**
+   * Coined words: the LM writes freely; every word that is not a catalogue word is embedded,
+   * encoded and kept only when its ID has the requested values (the region's attribute
+   * fields, or its exact codes for runs whose codes name nothing).
+   */
+  private async coinedWords(fields: readonly (number | null)[], text: string, count: number, opts: GenerateOptions, avoid: readonly string[]): Promise<WordEntry[]> {
+    const [index, enc, gen, emb] = await Promise.all([this.catalogueIndex(), this.encoder(), this.generator(), this.embedder()])
+    const out: WordEntry[] = []
+    const seen = new Set<string>(avoid)
+    const seeds = await this.seedWords(fields)
+    for (let round = 0; round < 3 && out.length < count; round++) {
+      const r = await gen.generate(text, {
+        count: count * 3,
+        temperature: opts.temperature ?? 1.0,
+        topP: opts.topP,
+        topK: opts.topK,
+        seed: (opts.seed ?? 0) + round * 7919,
+        seeds,
+      })
+      const fresh = r.words.filter((w) => !seen.has(w) && !index.catalogue.has(w) && !avoid.some((a) => related(a, w)))
+      fresh.forEach((w) => seen.add(w))
+      if (fresh.length === 0) continue
+      const vecs = await emb.embed(fresh.map((w) => embeddingText(w)))
+      const ids = enc.encodeMany(vecs, { facts: fresh.map((w) => ({ word: w })) })
+      fresh.forEach((word, i) => {
+        const id = ids[i]
+        const ok = fields.every((f, l) => f === null || (enc.named && l < 3 ? id[l] >> 3 === f >> 3 : id[l] === f))
+        if (!ok || out.length >= count) return
+        out.push({ word, id, partOfSpeech: null, definition: null, example: null, coined: true, inRegion: fields.every((f, l) => f === null || id[l] === f), score: 0 })
+      })
+    }
+    return out
+  }
+
+  /** Liked words -> their taste -> new catalogue words near it (never the liked words or their relatives). */
+  async recommend(likedWords: string[], opts: GenerateOptions = {}): Promise<RecommendResult> {
+    const started = performance.now()
+    const count = checkCount(opts.count ?? 10)
+    const taste = await this.taste(likedWords)
+    const index = await this.catalogueIndex()
+    const f = await this.filterOf(opts, taste.words)
+    for (const w of taste.words) {
+      const r = index.catalogue.indexOf(w)
+      if (r !== undefined) f.exclude.add(r)
+    }
+    const filter = { allow: f.allow, exclude: f.exclude, avoidRelativesOf: f.avoid }
+    const entries = wordsForTaste(index, taste, { ...filter, count, seed: opts.seed, temperature: opts.temperature })
+    const fields = [taste.id[0], taste.id[1], taste.id[2], null]
+    const baseline = rankPattern(index, fields, { ...filter, scorer: 'region', limit: count }).map((r) => index.entry(r.row).word)
+    const elapsed = performance.now() - started
+    return { pattern: formatPattern(fields), id: taste.id, words: entries.map((e) => e.word), entries, baseline, msPerWord: elapsed / Math.max(entries.length, 1), method: 'catalogue' }
   }
 
   /**
    * The word of the day for a user and date: the same answer every time it is asked (it is
-   * kept in the store's history), and no word repeats within `windowDays`.
+   * kept in the store's history), no word repeated within `windowDays` on either side, near
+   * the taste of `likedWords` when given (with a small seeded share of exploration), else a
+   * varied pick of well-defined words.
    */
   async wordOfTheDay(opts: { user: string; date: string; windowDays?: number; likedWords?: string[] }): Promise<WordOfTheDay> {
     const user = opts.user?.trim()
@@ -238,31 +462,70 @@ export class WOTDModel {
     const date = parseDate(opts.date)
     const windowDays = opts.windowDays ?? 30
     if (!Number.isInteger(windowDays) || windowDays < 0 || windowDays > 3650) throw new InvalidInputError(`windowDays must be an integer 0-3650, got ${windowDays}`)
-    const history = await this.store.getHistory(user, { from: daysBefore(date, windowDays), to: date })
+    const history = await this.store.getHistory(user, { from: shiftDate(date, -windowDays), to: shiftDate(date, windowDays) })
     const today = history.find((h) => h.date === date)
-    if (today) return { user, date, word: today.word, pattern: String(today.meta?.pattern ?? ''), source: (today.meta?.source as 'lm' | 'retrieval') ?? 'lm', runId: today.runId ?? this.run.id }
-
-    const recent = new Set(history.map((h) => h.word))
-    const seed = seedOf(user, date)
-    const known = await this.known()
-    // The user's region: their liked words when given, else a stable anchor word for the user.
-    const id: SemanticId = opts.likedWords?.length ? await this.preferenceToId(opts.likedWords) : known[seedOf(user) % known.length].id
-    const fields = [id[0], id[1], id[2], null]
-    const pattern = formatPattern(fields)
-    let word: string | undefined
-    let source: 'lm' | 'retrieval' = 'lm'
-    const lm = await this.generateWordsFromId(pattern, { count: 12, seed, temperature: 0.9 })
-    word = lm.words.find((w) => !recent.has(w))
-    if (!word) {
-      source = 'retrieval'
-      word = retrieveWords(await this.encoder(), known, fields, known.length).find((w) => !recent.has(w))
+    const index = await this.catalogueIndex()
+    if (today) {
+      const stored = today.meta?.entry as WordOfTheDay | undefined
+      if (stored && stored.word === today.word) return stored
+      return this.describeDay(index, user, date, today.word, [], 'default', String(today.meta?.pattern ?? ''), today.runId ?? this.run.id)
     }
-    if (!word) throw new InvalidInputError(`every candidate word for ${user} was used in the last ${windowDays} days; use a shorter window`)
-    await this.store.putHistory({ user, date, word, runId: this.run.id, meta: { pattern, source }, createdAt: new Date().toISOString() })
-    return { user, date, word, pattern, source, runId: this.run.id }
+    const liked = opts.likedWords && opts.likedWords.length ? await this.taste(opts.likedWords) : undefined
+    const pick = chooseWordOfTheDay(index, {
+      taste: liked,
+      recent: history.map((h) => h.word),
+      seed: seedOf(user, date),
+    })
+    if (!pick) throw new InvalidInputError(`every candidate word for ${user} was used within ${windowDays} days of ${date}; use a shorter window`)
+    const pattern = liked ? formatPattern([liked.id[0], liked.id[1], liked.id[2], null]) : ''
+    const entry = await this.describeDay(index, user, date, index.entry(pick.row).word, liked?.words ?? [], pick.source, pattern, this.run.id, liked ? index.vector(pick.row) : undefined)
+    await this.store.putHistory({ user, date, word: entry.word, runId: this.run.id, meta: { pattern, source: entry.source, entry }, createdAt: new Date().toISOString() })
+    return entry
+  }
+
+  private async describeDay(index: CatalogueIndex, user: string, date: string, word: string, likedWords: string[], source: WordOfTheDay['source'], pattern: string, runId: string, vector?: Float32Array): Promise<WordOfTheDay> {
+    const row = index.catalogue.indexOf(word)
+    const e = row !== undefined ? index.entry(row) : undefined
+    const id = row !== undefined ? index.id(row) : null
+    let nearestLiked: string[] = []
+    if (vector && likedWords.length) {
+      const { rows, outside } = await this.vectorsOf(likedWords)
+      const sim = (w: string) => {
+        const r = rows.get(w)
+        const v = r !== undefined ? index.vector(r) : outside.get(w)!
+        let s = 0
+        for (let i = 0; i < v.length; i++) s += v[i] * vector[i]
+        return s
+      }
+      nearestLiked = [...likedWords].sort((a, b) => sim(b) - sim(a)).slice(0, 3)
+    }
+    const reason =
+      source === 'taste'
+        ? `near the words you liked: ${nearestLiked.join(', ')}`
+        : source === 'explore'
+          ? `a step away from your usual words (exploration), nearest to: ${nearestLiked.join(', ')}`
+          : 'picked for the day from well-defined words (no liked words yet)'
+    return {
+      user,
+      date,
+      word,
+      partOfSpeech: e?.partOfSpeech ?? null,
+      definition: e?.definition ?? null,
+      example: e?.example ?? null,
+      id,
+      meaning: id ? await this.describe(id) : null,
+      reason,
+      nearestLiked,
+      pattern,
+      source,
+      runId,
+    }
   }
 
   async close(): Promise<void> {
+    const gen = this.generatorP
+    this.generatorP = undefined
+    if (gen) (await gen.catch(() => undefined))?.close()
     if (this.ownsStore) await this.store.close()
   }
 }

@@ -1,7 +1,7 @@
 /** Progress events of a pipeline run, one shape for every stage. */
-export type StageName = 'corpus' | 'embed' | 'rvq' | 'dsl'
+export type StageName = 'corpus' | 'embed' | 'rvq' | 'catalogue' | 'dsl'
 
-export const STAGES: readonly StageName[] = ['corpus', 'embed', 'rvq', 'dsl']
+export const STAGES: readonly StageName[] = ['corpus', 'embed', 'rvq', 'catalogue', 'dsl']
 
 export interface PipelineProgress {
   stage: StageName

@@ -15,11 +15,12 @@ import { hashOf, trainingConfig, type TrainingConfig, type TrainingConfigInput }
 import { STAGES, type PipelineProgress, type StageName } from './progress.js'
 import { checkCancelled, stageRecord, type RunContext } from './run-context.js'
 import { runCorpusStage } from './stages/corpus.js'
-import { loadEmbedder, runEmbedStage, unpackVectors } from './stages/embed.js'
+import { EMBED_TEXT_SCHEMA, loadEmbedder, runEmbedStage, unpackVectors } from './stages/embed.js'
 import { runDslStage } from './stages/dsl.js'
-import { runRvqStage } from './stages/rvq.js'
+import { loadRunEncoder, runRvqStage } from './stages/rvq.js'
+import { CATALOGUE_STAGE_SCHEMA, openCatalogueIndex, runCatalogueStage } from './stages/catalogue.js'
 import { runWorkDir } from './workdir.js'
-import type { SemanticId } from '../semantic/index.js'
+import type { SemanticEncoder, SemanticId } from '../semantic/index.js'
 
 export interface TrainOptions {
   onProgress?: (p: PipelineProgress) => void
@@ -175,7 +176,7 @@ export class WOTDTrainer {
 
       // Stage 2.
       const embedder = await loadEmbedder(ctx)
-      const embedInput = hashOf('embed', corpusHash, embedder.modelId, embedder.revision, embedder.pooling, embedder.dimension)
+      const embedInput = hashOf('embed', corpusHash, embedder.modelId, embedder.revision, embedder.pooling, embedder.dimension, EMBED_TEXT_SCHEMA)
       const vectors = await stage(
         'embed',
         embedInput,
@@ -193,11 +194,13 @@ export class WOTDTrainer {
 
       // Stage 3.
       const rvqInput = hashOf('rvq', embedInput, this.config.rvq, this.config.seed)
+      let encoder: SemanticEncoder | undefined
       const ids = await stage(
         'rvq',
         rvqInput,
         async () => {
           const out = await runRvqStage(ctx, words, vectors, embedInput, embedder.modelId)
+          encoder = out.encoder
           return { value: out.ids, metrics: out.metrics }
         },
         async () => {
@@ -206,13 +209,32 @@ export class WOTDTrainer {
         },
       )
 
+      // The word catalogue, encoded with this run's codebooks.
+      const catalogueInput = hashOf('catalogue', rvqInput, CATALOGUE_STAGE_SCHEMA)
+      const openIndex = async () => {
+        encoder ??= await loadRunEncoder(ctx, run.stages.rvq.artifacts ?? {})
+        return openCatalogueIndex({ store, run, encoder, embedder, trainingWords: words.map((w) => w.word), signal: opts.signal })
+      }
+      await stage(
+        'catalogue',
+        catalogueInput,
+        async () => {
+          encoder ??= await loadRunEncoder(ctx, run.stages.rvq.artifacts ?? {})
+          const out = await runCatalogueStage(ctx, encoder, embedder)
+          return { value: undefined, metrics: out.metrics }
+        },
+        async () => undefined,
+      )
+
       // Stage 4.
       const dslInput = hashOf('dsl-input', rvqInput, this.config.lora, this.config.dsl, this.config.decoderModel ?? this.config.profile, this.config.seed)
       await stage(
         'dsl',
         dslInput,
         async () => {
-          const out = await runDslStage(ctx, words, ids, rvqInput)
+          // The LM's held-out precision is judged on catalogue words.
+          const index = this.config.dsl.stopOn === 'precision' ? await openIndex() : undefined
+          const out = await runDslStage(ctx, words, ids, rvqInput, index)
           return { value: undefined, metrics: out.metrics }
         },
         async () => undefined,

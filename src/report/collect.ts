@@ -28,7 +28,7 @@ export interface ReportModel {
   close?(): Promise<void>
 }
 
-export const STAGE_ORDER = ['corpus', 'embed', 'rvq', 'dsl'] as const
+export const STAGE_ORDER = ['corpus', 'embed', 'rvq', 'catalogue', 'dsl'] as const
 export const ATTRIBUTES = [
   { name: 'style', values: STYLES as readonly string[] },
   { name: 'complexity', values: COMPLEXITIES as readonly string[] },
@@ -286,7 +286,7 @@ async function wordLabels(store: Store, run: RunDoc, ids: Map<string, number[]>)
     }
   }
   const mode = (run.config as { rvq?: { mode?: string } } | undefined)?.rvq?.mode
-  if (mode === 'aligned' && ids.size) {
+  if (mode !== 'unsupervised' && ids.size) {
     const labels = new Map<string, [string, string, string]>()
     for (const [w, c] of ids) labels.set(w, [STYLES[c[0] >> 3] ?? 'unknown', COMPLEXITIES[c[1] >> 3] ?? 'unknown', ERAS[c[2] >> 3] ?? 'unknown'])
     return { labels, source: 'the semantic IDs (aligned mode: code >> 3 names the value)' }
@@ -337,14 +337,23 @@ export function samplePatterns(ids: Map<string, number[]>, n: number, aligned: b
   return picked.sort((a, b) => a.fields[0] - b.fields[0] || a.fields[1] - b.fields[1] || a.fields[2] - b.fields[2])
 }
 
-/** The retrieval baseline of a region pattern, as `retrieveWords` computes it (members' mean, cosine). */
+/**
+ * The retrieval baseline of a region pattern over the run's training words, for when the run's
+ * model cannot be opened: the words matching the longest prefix of the fixed fields (never
+ * every word), nearest their mean first.
+ */
 export function regionBaseline(emb: Embeddings, ids: Map<string, number[]>, fields: readonly (number | null)[], count: number): string[] {
   const idx = emb.words.map((_, i) => i)
-  const matches = idx.filter((i) => {
+  const fixed = fields.map((f, l) => ({ f, l })).filter((x) => x.f !== null)
+  const prefix = (i: number) => {
     const c = ids.get(emb.words[i])
-    return !!c && fields.every((f, l) => f === null || c[l] === f)
-  })
-  const pool = matches.length ? matches : idx
+    let n = 0
+    while (c && n < fixed.length && c[fixed[n].l] === fixed[n].f) n++
+    return n
+  }
+  const longest = Math.max(0, ...idx.map(prefix))
+  const pool = longest > 0 || fixed.length === 0 ? idx.filter((i) => prefix(i) === longest) : []
+  if (pool.length === 0) return []
   const target = new Float64Array(emb.dimension)
   for (const i of pool) for (let k = 0; k < emb.dimension; k++) target[k] += emb.vectors[i][k]
   let tn = 0
@@ -389,7 +398,7 @@ async function samplesOf(
 ): Promise<Section<SamplesData>> {
   if (idsWhy) return na(idsWhy)
   if (ids.size === 0) return na('the store holds no semantic IDs for this run, so there are no IDs to ask about')
-  const aligned = (run.config as { rvq?: { mode?: string } } | undefined)?.rvq?.mode === 'aligned'
+  const aligned = ((run.config as { rvq?: { mode?: string } } | undefined)?.rvq?.mode ?? 'aligned') !== 'unsupervised'
   const patterns = samplePatterns(ids, opts.samples ?? 12, aligned)
   const count = opts.wordsPerSample ?? 8
   let model: ReportModel | null = null

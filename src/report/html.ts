@@ -178,9 +178,9 @@ export async function renderReport(data: ReportData, meta: { version: string }):
   const samples = `<section id="samples"><h2>Sample generations</h2>${await need('samples', data.samples, (s) => {
     const words = (ws: string[] | null) =>
       ws === null ? '<span class="note">—</span>' : `<span class="words">${ws.map((w) => `<span${s.known.has(w) ? ' class="known"' : ''}>${e(w)}</span>`).join('')}</span>`
-    const head = `<p class="note">One row per ID prefix (the most populated regions of the run, spread over distinct style / complexity / era first). LM: ${e(
+    const head = `<p class="note">One row per ID prefix (the most populated regions of the run, spread over distinct style / complexity / era first). Default path: real catalogue words in the region, ranked by fit and calibrated attribute probability (never training words). Baseline: catalogue words in the region nearest its centre. The tuned LM (${e(
       s.lmModel ?? 'the run’s decoder',
-    )} with its LoRA adapter, seed 42. Baseline: the training words nearest the region’s mean vector. <i>Italic</i> words are in the training corpora; the rest are new.</p>`
+    )} with its LoRA adapter) is measured against both in the evaluation below; it writes coined words on request. <i>Italic</i> words are in the training corpora; the rest are new.</p>`
     const rows = s.rows
       .map(
         (r) =>
@@ -189,7 +189,7 @@ export async function renderReport(data: ReportData, meta: { version: string }):
           }</td></tr>`,
       )
       .join('')
-    return `${head}${s.lmWhy ? missing('samples', `LM generations: ${s.lmWhy}`) : ''}${s.baselineWhy ? missing('samples', `retrieval baseline: ${s.baselineWhy}`) : ''}<table class="samples"><thead><tr><th>pattern</th><th>region</th><th class="num">words</th><th>LM</th><th>retrieval baseline</th><th class="num">ms/word</th></tr></thead><tbody>${rows}</tbody></table>`
+    return `${head}${s.lmWhy ? missing('samples', `generated words: ${s.lmWhy}`) : ''}${s.baselineWhy ? missing('samples', `retrieval baseline: ${s.baselineWhy}`) : ''}<table class="samples"><thead><tr><th>pattern</th><th>region</th><th class="num">training words</th><th>words (default path: catalogue)</th><th>ID-region retrieval baseline</th><th class="num">ms/word</th></tr></thead><tbody>${rows}</tbody></table>`
   })}</section>`
 
   // 7. Benchmarks.

@@ -6,7 +6,7 @@ import { WOTDModel } from '../../pipeline/index.js'
 import { native } from '../../native.js'
 import { parsePattern } from '../../semantic/index.js'
 import { callNative } from '../../errors.js'
-import { printJson, table } from '../output.js'
+import { printJson, progressBar, table } from '../output.js'
 
 interface Common {
   store?: string
@@ -15,10 +15,13 @@ interface Common {
 }
 
 async function withModel<T>(o: Common, f: (m: WOTDModel) => Promise<T>): Promise<T> {
-  const m = await WOTDModel.open({ store: o.store, runId: o.run })
+  // A machine that has not embedded the word catalogue yet does it once (minutes): show it.
+  const bar = progressBar('embedding the word catalogue (once per embedder)', { quiet: o.json })
+  const m = await WOTDModel.open({ store: o.store, runId: o.run, onProgress: (p) => bar.update(p.done, p.total) })
   try {
     return await f(m)
   } finally {
+    bar.stop()
     await m.close()
   }
 }
@@ -36,28 +39,37 @@ const runOpt = ['--run <id>', 'a run id (default: the newest completed run)'] as
 export function registerInference(program: Command): void {
   program
     .command('generate <pattern>')
-    .description('write words for an ID pattern such as "[2,*,17,*]", with the retrieval baseline beside them')
+    .description('real, novel words for an ID pattern such as "[2,*,17,*]", with definitions (and the retrieval baseline)')
     .option('-n, --count <n>', 'how many words', '10')
-    .option('--novel', 'only words that are not in the training corpora')
-    .option('--temperature <t>', 'sampling temperature')
+    .option('--novel', 'kept for compatibility: words are always new to the training corpora')
+    .option('--coined', 'let the language model coin new, non-dictionary words (labelled)')
+    .option('--method <m>', "'catalogue' (default) or 'lm' (the LM picks among the region's words)")
+    .option('--exclude <words>', 'comma-separated words not to give (already seen or liked)')
+    .option('--temperature <t>', 'sampling temperature (0: the best-ranked words)')
     .option('--top-p <p>', 'nucleus sampling threshold')
     .option('--seed <n>', 'sampling seed')
     .option(...storeOpt)
     .option(...runOpt)
     .option('--json', 'print JSON')
-    .action(async (pattern: string, o: Common & { count: string; novel?: boolean; temperature?: string; topP?: string; seed?: string }) => {
+    .action(async (pattern: string, o: Common & { count: string; novel?: boolean; coined?: boolean; method?: string; exclude?: string; temperature?: string; topP?: string; seed?: string }) => {
       parsePattern(pattern)
       const r = await withModel(o, (m) =>
         m.generateWordsFromId(pattern, {
           count: num('count', o.count),
-          novelOnly: !!o.novel,
+          coined: !!o.coined,
+          method: o.method as 'catalogue' | 'lm' | undefined,
+          exclude: o.exclude?.split(',').map((w) => w.trim()).filter(Boolean),
           temperature: num('temperature', o.temperature, true),
           topP: num('top-p', o.topP, true),
           seed: num('seed', o.seed),
         }),
       )
       if (o.json) return printJson(r)
-      process.stdout.write(r.words.join('\n') + '\n')
+      for (const e of r.entries) {
+        const tag = e.coined ? pc.yellow(' (coined)') : e.inRegion ? '' : pc.dim(' (nearby)')
+        const meaning = e.definition ? pc.dim(`  ${e.partOfSpeech ?? ''}${e.partOfSpeech ? ': ' : ''}${e.definition}`) : ''
+        process.stdout.write(`${e.word}${tag}${meaning}\n`)
+      }
       process.stderr.write(pc.dim(`pattern ${r.pattern}; retrieval baseline: ${r.baseline.join(', ')}; ${r.msPerWord.toFixed(1)} ms/word\n`))
     })
 
@@ -118,7 +130,9 @@ export function registerInference(program: Command): void {
       const liked = o.like?.split(',').map((w) => w.trim()).filter(Boolean)
       const r = await withModel(o, (m) => m.wordOfTheDay({ user: o.user, date, windowDays: num('window', o.window), likedWords: liked }))
       if (o.json) return printJson(r)
-      process.stdout.write(`${pc.bold(r.word)}\n`)
-      process.stderr.write(pc.dim(`${r.user}, ${r.date}, pattern ${r.pattern} (${r.source})\n`))
+      process.stdout.write(`${pc.bold(r.word)}${r.partOfSpeech ? pc.dim(` (${r.partOfSpeech})`) : ''}\n`)
+      if (r.definition) process.stdout.write(`  ${r.definition}\n`)
+      if (r.example) process.stdout.write(pc.italic(`  "${r.example}"\n`))
+      process.stderr.write(pc.dim(`${r.user}, ${r.date}; ${r.meaning ?? ''}${r.id ? ` [${r.id.join(',')}]` : ''}; ${r.reason}\n`))
     })
 }

@@ -52,6 +52,11 @@ function summary(r: TrainingResults): string {
       const acc = (m.labelAccuracy as number[] | null | undefined)?.map((a) => `${Math.round(a * 100)}%`).join('/')
       note = `utilisation ${util}, collisions@4 ${(((m.collisionRate4 as number) ?? 0) * 100).toFixed(1)}%${acc ? `, label acc ${acc}` : ''}`
     }
+    if (name === 'rvq' && m.predictor) {
+      const cv = (m.predictor as { cvAccuracy: (number | null)[] }).cvAccuracy.map((a) => (a === null ? '-' : `${Math.round(a * 100)}%`)).join('/')
+      note += `, predictor cv acc ${cv}`
+    }
+    if (name === 'catalogue') note = `${m.words} words (${m.withDefinition} defined), vectors ${Number(m.cachedRows) === Number(m.words) ? 'cached' : 'embedded'}, ${m.regions3} regions`
     if (name === 'dsl') note = `${m.steps} steps, loss ${Number(m.finalLoss ?? NaN).toFixed(3)}, val ${Number(m.bestValLoss ?? NaN).toFixed(3)}, ${Math.round(Number(m.tokensPerSecond ?? 0))} tok/s`
     const secs = s.timings.total !== undefined ? `${(s.timings.total / 1000).toFixed(1)}s` : '-'
     return [name, s.status, secs, note]
@@ -86,7 +91,7 @@ export function registerTrain(program: Command): void {
       const json = !!opts.json
       const bars = new Map<string, Progress>()
       const bar = (stage: string) => {
-        if (!bars.has(stage)) bars.set(stage, progressBar(stage.padEnd(6), { quiet: json }))
+        if (!bars.has(stage)) bars.set(stage, progressBar(stage.padEnd(9), { quiet: json }))
         return bars.get(stage)!
       }
       const ac = new AbortController()

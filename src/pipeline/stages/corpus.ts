@@ -32,7 +32,7 @@ export async function runCorpusStage(ctx: RunContext): Promise<CorpusOutput> {
   const words = result.corpora.flatMap((k) => k.words)
   const hash = hashOf(
     'corpus',
-    words.map((w) => [w.word, w.style, w.complexity, w.era]),
+    words.map((w) => [w.word, w.style, w.complexity, w.era, w.definition]),
   )
   return { words, setId: result.setId, provider: result.provider, hash, result }
 }

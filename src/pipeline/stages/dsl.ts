@@ -5,10 +5,13 @@
  * goes to the store as artifacts.
  */
 import { existsSync } from 'node:fs'
-import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises'
+import { cp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { awaitNative, CancelledError, ModelNotFoundError } from '../../errors.js'
+import { awaitNative, CancelledError, InvalidInputError, ModelNotFoundError } from '../../errors.js'
 import { recomputeEveryNthLayer } from '../../dsl/trainer.js'
+import { WordGenerator } from '../../dsl/generator.js'
+import { createRng, shuffled } from '../../corpus/random.js'
+import { wordsForPattern, type CatalogueIndex } from '../../recommend/index.js'
 import { findModel } from '../../models/locate.js'
 import { isProfileName, PROFILES } from '../../models/profiles.js'
 import { native } from '../../native.js'
@@ -33,7 +36,48 @@ export async function resolveDecoder(config: Pick<TrainingConfig, 'decoderModel'
   throw new ModelNotFoundError(`no decoder of the ${config.profile} profile is on this machine (${ids.join(', ')}); fetch it with \`npx wotd models pull --profile ${config.profile}\``)
 }
 
-export async function runDslStage(ctx: RunContext, words: WOTDWord[], ids: SemanticId[], rvqHash: string): Promise<DslOutput> {
+/** Words the LM is asked for per validation pattern when measuring its precision. */
+const PRECISION_WORDS = 8
+/** Validation patterns the precision is measured on. */
+const PRECISION_PATTERNS = 12
+
+/**
+ * Held-out attribute precision of an adapter: for validation regions (3-level prefixes of
+ * training IDs), the share of requested words the LM gives as real, novel catalogue words
+ * whose values (by the run's calibrated predictors) are the requested ones. Seeded, so equal
+ * adapters score equally.
+ */
+export async function lmPrecision(index: CatalogueIndex, patterns: readonly (number | null)[][], gen: WordGenerator, seed: number): Promise<number> {
+  let good = 0
+  for (const fields of patterns) {
+    const seeds = wordsForPattern(index, fields, { count: 3 }).map((e) => e.word)
+    let words: string[]
+    try {
+      words = (await gen.generate(fields, { count: PRECISION_WORDS, seed, seeds, maxRounds: 2 })).words
+    } catch (err) {
+      // A model whose context cannot hold the request answers nothing right.
+      if (err instanceof InvalidInputError) continue
+      throw err
+    }
+    for (const w of words) {
+      const row = index.catalogue.indexOf(w)
+      if (row === undefined || index.training[row]) continue
+      const id = index.id(row)
+      if (fields.every((f, l) => f === null || (index.encoder.named && l < 3 ? id[l] >> 3 === f >> 3 : id[l] === f))) good++
+    }
+  }
+  return good / (patterns.length * PRECISION_WORDS)
+}
+
+/** Seeded validation regions: distinct 3-level prefixes of the training words' IDs. */
+function validationPatterns(ids: readonly SemanticId[], seed: number): (number | null)[][] {
+  const keys = [...new Set(ids.map((id) => `${id[0]},${id[1]},${id[2]}`))].sort()
+  return shuffled(keys, createRng(seed, 'dsl-precision'))
+    .slice(0, PRECISION_PATTERNS)
+    .map((k) => [...k.split(',').map(Number), null])
+}
+
+export async function runDslStage(ctx: RunContext, words: WOTDWord[], ids: SemanticId[], rvqHash: string, index?: CatalogueIndex): Promise<DslOutput> {
   const cfg = ctx.config
   const baseModel = await resolveDecoder(cfg)
   // How the work is done (activation checkpointing) does not change what is learned.
@@ -46,14 +90,17 @@ export async function runDslStage(ctx: RunContext, words: WOTDWord[], ids: Seman
   await mkdir(outDir, { recursive: true })
   await writeFile(stamp, hash)
 
-  const trainer = new (native().NativeDslTrainer)({
+  const byPrecision = cfg.dsl.stopOn === 'precision' && index !== undefined
+  const options = {
     baseModel,
     offline: true,
     words: words.map((w, i) => ({ word: w.word, id: [...ids[i]] })),
-    aligned: cfg.rvq.mode === 'aligned',
+    aligned: cfg.rvq.mode !== 'unsupervised',
     attributeNames: ['style', 'complexity', 'era'],
     attributeValues: [[...STYLES], [...COMPLEXITIES], [...ERAS]],
     maxWords: cfg.dsl.wordsPerExample,
+    seedWords: cfg.dsl.seedWords,
+    systemPrompt: cfg.dsl.systemPrompt || undefined,
     maxPatternsPerKind: cfg.dsl.maxPatternsPerKind,
     validationFraction: cfg.dsl.validationFraction,
     lora: { rank: cfg.lora.rank, alpha: cfg.lora.alpha, dropout: cfg.lora.dropout, targetModules: cfg.lora.targetModules },
@@ -66,36 +113,69 @@ export async function runDslStage(ctx: RunContext, words: WOTDWord[], ids: Seman
     weightDecay: cfg.dsl.weightDecay,
     maxGradNorm: cfg.dsl.maxGradNorm,
     evalEvery: cfg.dsl.evalEvery,
-    patience: cfg.dsl.patience,
+    // Stopping on precision is decided here, between segments; the loss alone decides otherwise.
+    patience: byPrecision ? 0 : cfg.dsl.patience,
     checkpointEvery: cfg.dsl.checkpointEvery,
     outDir,
     seed: cfg.seed,
     resume: true,
-  })
-  const onAbort = () => trainer.cancel()
-  ctx.signal?.addEventListener('abort', onAbort, { once: true })
-  let result
-  try {
-    result = await awaitNative(
-      trainer.train((p) =>
-        ctx.emit({
-          stage: 'dsl',
-          phase: 'progress',
-          done: p.step,
-          total: p.totalSteps,
-          loss: p.loss,
-          valLoss: p.valLoss ?? undefined,
-          tokensPerSecond: p.tokensPerSecond,
-          etaSeconds: p.etaSeconds,
-        }),
-      ),
-    )
-  } finally {
-    ctx.signal?.removeEventListener('abort', onAbort)
   }
-  if (result.stopped === 'cancelled') throw new CancelledError('training cancelled during the dsl stage; run it again to resume from the last checkpoint')
+  const patterns = byPrecision ? validationPatterns(ids, cfg.seed) : []
+  const scoresFile = join(outDir, 'precision.json')
+  // Scores of earlier segments survive a kill, so a resumed run keeps its best adapter.
+  let precision: { step: number; precision: number }[] = existsSync(scoresFile) ? JSON.parse(await readFile(scoresFile, 'utf8')) : []
+  const bestDir = join(outDir, 'best-precision-adapter')
+  let result
+  for (;;) {
+    const done = precision.at(-1)?.step ?? 0
+    const pauseAtStep = byPrecision ? Math.min(done + cfg.dsl.evalEvery, cfg.dsl.steps) : undefined
+    const trainer = new (native().NativeDslTrainer)({ ...options, pauseAtStep })
+    const onAbort = () => trainer.cancel()
+    ctx.signal?.addEventListener('abort', onAbort, { once: true })
+    try {
+      result = await awaitNative(
+        trainer.train((p) =>
+          ctx.emit({
+            stage: 'dsl',
+            phase: 'progress',
+            done: p.step,
+            total: p.totalSteps,
+            loss: p.loss,
+            valLoss: p.valLoss ?? undefined,
+            tokensPerSecond: p.tokensPerSecond,
+            etaSeconds: p.etaSeconds,
+          }),
+        ),
+      )
+    } finally {
+      ctx.signal?.removeEventListener('abort', onAbort)
+    }
+    if (result.stopped === 'cancelled') throw new CancelledError('training cancelled during the dsl stage; run it again to resume from the last checkpoint')
+    if (!byPrecision) break
+    if (result.steps > done) {
+      const gen = await WordGenerator.load({ baseModel, adapterDir: result.adapterDir, offline: true, quantize: 'f32' })
+      let score: number
+      try {
+        score = await lmPrecision(index!, patterns, gen, cfg.seed)
+      } finally {
+        // Half a gigabyte of weights: not left for the garbage collector while training goes on.
+        gen.close()
+      }
+      const best = Math.max(-1, ...precision.map((p) => p.precision))
+      if (score > best) {
+        await rm(bestDir, { recursive: true, force: true })
+        await cp(result.adapterDir, bestDir, { recursive: true })
+      }
+      precision = [...precision, { step: result.steps, precision: score }]
+      await writeFile(scoresFile, JSON.stringify(precision))
+      ctx.emit({ stage: 'dsl', phase: 'progress', done: result.steps, total: result.totalSteps, message: `held-out precision ${(score * 100).toFixed(1)}% at step ${result.steps}` })
+    }
+    const bestAt = precision.reduce((b, p) => (p.precision > b.precision ? p : b), precision[0])
+    const stale = precision.filter((p) => p.step > bestAt.step).length
+    if (result.stopped !== 'paused' || stale >= cfg.dsl.patience) break
+  }
 
-  const adapterDir = result.bestAdapterDir ?? result.adapterDir
+  const adapterDir = byPrecision && existsSync(bestDir) ? bestDir : (result.bestAdapterDir ?? result.adapterDir)
   const artifacts: Record<string, ArtifactRef> = {}
   for (const f of await readdir(adapterDir)) {
     const info = await ctx.store.putArtifact(artifactName(ctx.run.id, `adapter/${f}`), await readFile(join(adapterDir, f)))
@@ -109,6 +189,7 @@ export async function runDslStage(ctx: RunContext, words: WOTDWord[], ids: Seman
     }
   }
   ctx.run.stages.dsl.artifacts = artifacts
+  const best = precision.length ? precision.reduce((b, p) => (p.precision > b.precision ? p : b)) : undefined
   return {
     hash,
     baseModel,
@@ -118,8 +199,11 @@ export async function runDslStage(ctx: RunContext, words: WOTDWord[], ids: Seman
       totalSteps: result.totalSteps,
       finalLoss: result.finalLoss ?? null,
       bestValLoss: result.bestValLoss ?? null,
-      bestStep: result.bestStep ?? null,
-      stopped: result.stopped,
+      bestStep: best?.step ?? result.bestStep ?? null,
+      stopOn: byPrecision ? 'precision' : 'loss',
+      precision: precision.map((p) => ({ step: p.step, precision: p.precision })),
+      bestPrecision: best?.precision ?? null,
+      stopped: result.stopped === 'paused' ? 'early-stop' : result.stopped,
       tokensPerSecond: result.tokensPerSecond,
       trainExamples: result.trainExamples,
       validationExamples: result.validationExamples,

@@ -1,12 +1,16 @@
 /**
- * Stage 2: one L2-normalised vector per corpus word. The unified cache makes a re-run cheap;
+ * Stage 2: one L2-normalised vector per corpus word, embedded with its definition
+ * (`embeddingText`). The unified cache makes a re-run cheap;
  * the vectors are also kept as an artifact (little-endian f32, row per word) for the
  * retrieval baseline and the report.
  */
-import { BGEEmbedder } from '../../embed/index.js'
+import { BGEEmbedder, embeddingText } from '../../embed/index.js'
 import type { WOTDWord } from '../../types.js'
 import { hashOf } from '../config.js'
 import { artifactName, type RunContext } from '../run-context.js'
+
+/** Bumped when the text a word is embedded as changes (it keys the stages after this one). */
+export const EMBED_TEXT_SCHEMA = 'word: definition/1'
 
 export interface EmbedOutput {
   embedder: BGEEmbedder
@@ -39,7 +43,7 @@ export function unpackVectors(buf: Buffer, dim: number): Float32Array[] {
 
 export async function runEmbedStage(ctx: RunContext, words: WOTDWord[], corpusHash: string, embedder: BGEEmbedder): Promise<EmbedOutput> {
   const r = await embedder.embedDetailed(
-    words.map((w) => w.word),
+    words.map((w) => embeddingText(w.word, w.definition)),
     {
       batchSize: ctx.config.embed.batchSize,
       signal: ctx.signal,

@@ -7,6 +7,7 @@ import { mkdir, readdir, readFile, rm } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { SemanticEncoder, type SemanticId } from '../../semantic/index.js'
 import type { ArtifactRef } from '../../store/index.js'
+import { Catalogue } from '../../catalogue/catalogue.js'
 import type { WOTDWord } from '../../types.js'
 import { hashOf } from '../config.js'
 import { artifactName, artifactRole, type RunContext } from '../run-context.js'
@@ -26,16 +27,21 @@ export async function runRvqStage(
   embedderModelId: string,
 ): Promise<RvqOutput> {
   const labels = words.map((w) => ({ style: w.style, complexity: w.complexity, era: w.era }))
+  const mode = ctx.config.rvq.mode
+  const catalogue = mode === 'hybrid' ? await Catalogue.load() : undefined
   const encoder = await SemanticEncoder.train(vectors, {
-    labels: ctx.config.rvq.mode === 'aligned' ? labels : undefined,
-    mode: ctx.config.rvq.mode,
+    labels: mode === 'unsupervised' ? undefined : labels,
+    facts: catalogue ? words.map((w) => catalogue.get(w.word) ?? { word: w.word }) : undefined,
+    mode,
     seed: ctx.config.seed,
     iterations: ctx.config.rvq.iterations,
     embedderModelId,
     signal: ctx.signal,
     onProgress: (p) => ctx.emit({ stage: 'rvq', phase: 'progress', done: p.level + 1, total: 4, message: `level ${p.level} iteration ${p.iteration}` }),
   })
-  const ids = encoder.encodeMany(vectors, ctx.config.rvq.mode === 'aligned' ? { labels } : {})
+  // Training words keep their known values (as training assigned them); unseen words get
+  // predicted ones.
+  const ids = encoder.encodeMany(vectors, mode === 'unsupervised' ? {} : { labels })
   const m = await encoder.evaluate(vectors, labels)
   const metrics = {
     utilisation: m.utilisation,
@@ -45,6 +51,9 @@ export async function runRvqStage(
     collisionRate4: m.collisionRate4,
     locality: m.locality,
     labelAccuracy: m.labelAccuracy ?? null,
+    predictor: encoder.predictor
+      ? { cvAccuracy: encoder.predictor.info.attributes.map((a) => a.cvAccuracy ?? null), temperature: encoder.predictor.info.attributes.map((a) => a.temperature) }
+      : null,
     // One object per level: FerretDB (and so the store contract) has no nested arrays.
     nmi: m.nmi?.map((lv) => ({ style: lv[0], complexity: lv[1], era: lv[2] })) ?? null,
   }

@@ -1,0 +1,91 @@
+/**
+ * The catalogue stage: every word of the word catalogue gets this run's semantic ID. The
+ * catalogue's vectors are embedded once per embedder and kept in the unified cache; only the
+ * encoding (seconds) is per run. The IDs go to the store as an artifact, 4 bytes a word, with
+ * the catalogue's content hash so a reader never pairs them with another word list.
+ */
+import { Catalogue } from '../../catalogue/catalogue.js'
+import { catalogueVectors, type CatalogueVectors } from '../../catalogue/vectors.js'
+import type { BGEEmbedder } from '../../embed/index.js'
+import { CatalogueIndex } from '../../recommend/index.js'
+import type { SemanticEncoder } from '../../semantic/index.js'
+import type { RunDoc, Store } from '../../store/index.js'
+import { artifactName, type RunContext } from '../run-context.js'
+
+/** Bumped when what this stage writes changes. */
+export const CATALOGUE_STAGE_SCHEMA = 1
+
+export interface CatalogueStageOutput {
+  metrics: Record<string, unknown>
+}
+
+export async function runCatalogueStage(ctx: RunContext, encoder: SemanticEncoder, embedder: BGEEmbedder): Promise<CatalogueStageOutput> {
+  const t0 = Date.now()
+  const catalogue = await Catalogue.load()
+  ctx.emit({ stage: 'catalogue', phase: 'progress', done: 0, total: catalogue.size, message: `${catalogue.size} words` })
+  const t1 = Date.now()
+  const vectors = await catalogueVectors(catalogue, embedder, {
+    signal: ctx.signal,
+    onProgress: (p) => ctx.emit({ stage: 'catalogue', phase: 'progress', done: p.done, total: p.total }),
+  })
+  const t2 = Date.now()
+  const ids = encodeCatalogue(catalogue, vectors, encoder)
+  const t3 = Date.now()
+  const info = await ctx.store.putArtifact(artifactName(ctx.run.id, 'catalogue/ids.u8'), Buffer.from(ids.buffer, ids.byteOffset, ids.byteLength), {
+    contentType: 'application/octet-stream',
+    meta: { rows: catalogue.size, catalogueHash: catalogue.hash },
+  })
+  ctx.run.stages.catalogue.artifacts = { ids: { name: info.name, sha256: info.sha256, size: info.size } }
+  const regions = new Set<number>()
+  for (let i = 0; i < catalogue.size; i++) regions.add((ids[4 * i] << 10) | (ids[4 * i + 1] << 5) | ids[4 * i + 2])
+  return {
+    metrics: {
+      words: catalogue.size,
+      catalogueHash: catalogue.hash,
+      withDefinition: catalogue.entries.filter((e) => e.definition).length,
+      sources: catalogue.sources.map((s) => `${s.name}@${s.version}`),
+      cachedRows: vectors.cachedRows,
+      vectorBytes: vectors.diskBytes,
+      regions3: regions.size,
+      loadMs: t1 - t0,
+      embedMs: t2 - t1,
+      encodeMs: t3 - t2,
+    },
+  }
+}
+
+/** IDs of every catalogue row (4 codes a row), with each word's frequency and senses. */
+export function encodeCatalogue(catalogue: Catalogue, vectors: CatalogueVectors, encoder: SemanticEncoder): Uint8Array {
+  const ids = encoder.encodeMatrix(vectors.data, vectors.rows, { facts: catalogue.entries })
+  const out = new Uint8Array(ids.length * 4)
+  ids.forEach((id, i) => out.set(id, 4 * i))
+  return out
+}
+
+/**
+ * A run's catalogue, ready to rank: vectors from the unified cache (embedded first when this
+ * machine has none, with progress), IDs from the run's catalogue stage, or encoded now for a
+ * run made before that stage existed or when the installed catalogue is not the run's.
+ */
+export async function openCatalogueIndex(opts: {
+  store: Store
+  run: RunDoc
+  encoder: SemanticEncoder
+  embedder: BGEEmbedder
+  trainingWords: Iterable<string>
+  onProgress?: (p: { done: number; total: number }) => void
+  signal?: AbortSignal
+}): Promise<CatalogueIndex> {
+  const catalogue = await Catalogue.load()
+  const vectors = await catalogueVectors(catalogue, opts.embedder, { onProgress: opts.onProgress, signal: opts.signal })
+  const stage = opts.run.stages.catalogue
+  const ref = stage?.artifacts?.ids
+  const sameList = (stage?.metrics as { catalogueHash?: string } | undefined)?.catalogueHash === catalogue.hash
+  let ids: Uint8Array | undefined
+  if (ref && sameList) {
+    const buf = await opts.store.getArtifact(ref.name, { sha256: ref.sha256 })
+    if (buf && buf.length === catalogue.size * 4) ids = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength)
+  }
+  ids ??= encodeCatalogue(catalogue, vectors, opts.encoder)
+  return CatalogueIndex.build(catalogue, vectors, ids, opts.encoder, opts.trainingWords)
+}

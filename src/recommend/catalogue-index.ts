@@ -1,0 +1,62 @@
+/**
+ * `CatalogueIndex`: the word catalogue of one run, ready to rank: each word's vector, its
+ * semantic ID under the run's codebooks, its attribute probabilities (hybrid runs), and which
+ * words the run was trained on (never returned: results must be novel).
+ */
+import type { Catalogue } from '../catalogue/catalogue.js'
+import type { CatalogueEntry } from '../catalogue/build.js'
+import type { Embeddings } from '../embed/matrix.js'
+import type { AttributeProbabilities, SemanticEncoder } from '../semantic/index.js'
+import { quality } from './quality.js'
+
+export class CatalogueIndex {
+  /** Per row, how much of a word-of-the-day it is (definition, usage, frequency): -1..0. */
+  readonly quality: Float32Array
+  /** Rows of training words. */
+  readonly training: Uint8Array
+
+  constructor(
+    readonly catalogue: Catalogue,
+    readonly vectors: Embeddings,
+    /** 4 codes per row. */
+    readonly ids: Uint8Array,
+    readonly encoder: SemanticEncoder,
+    /** Per row, 12 probabilities (hybrid runs only). */
+    readonly probabilities: AttributeProbabilities | undefined,
+    trainingWords: Iterable<string>,
+  ) {
+    this.quality = Float32Array.from(catalogue.entries, quality)
+    this.training = new Uint8Array(catalogue.size)
+    for (const w of trainingWords) {
+      const i = catalogue.indexOf(w)
+      if (i !== undefined) this.training[i] = 1
+    }
+  }
+
+  static build(catalogue: Catalogue, vectors: Embeddings, ids: Uint8Array, encoder: SemanticEncoder, trainingWords: Iterable<string>): CatalogueIndex {
+    const probs = encoder.predictor ? encoder.probabilities(vectors.data, vectors.rows, catalogue.entries) : undefined
+    return new CatalogueIndex(catalogue, vectors, ids, encoder, probs, trainingWords)
+  }
+
+  get size(): number {
+    return this.catalogue.size
+  }
+
+  entry(row: number): CatalogueEntry {
+    return this.catalogue.entries[row]
+  }
+
+  id(row: number): [number, number, number, number] {
+    return [this.ids[4 * row], this.ids[4 * row + 1], this.ids[4 * row + 2], this.ids[4 * row + 3]]
+  }
+
+  vector(row: number): Float32Array {
+    return this.vectors.data.subarray(row * this.vectors.dim, (row + 1) * this.vectors.dim)
+  }
+
+  /** log P(attribute `a` has value `k`) of a row; 0 when the run has no predictors. */
+  logProbability(row: number, a: number, k: number): number {
+    if (!this.probabilities) return 0
+    return Math.log(Math.max(this.probabilities.data[row * 12 + a * 4 + k], 1e-6))
+  }
+}
