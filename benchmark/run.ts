@@ -11,6 +11,7 @@
  *   --no-reference   skip the Python reference stack (benchmark/reference/README.md installs it)
  *   --omp-default    leave OMP_WAIT_POLICY unset for the reference (default: PASSIVE, see README)
  *   --keep           keep the temporary store/cache/work folder and print its path
+ *   --no-eval        skip the quality evaluation (benchmark/eval.ts) run on the bench's own run
  *
  * Writes benchmark/results/<name>.json (figures, raw timings, a `markdown` field the HTML report
  * shows) and <name>.md (the tables).
@@ -30,7 +31,8 @@
  *      baseline on the same patterns, and the public `WOTDModel.generateWordsFromId` path;
  *   7. decoding side by side: our single-stream ms/token vs llama.cpp (llama-cpp-python) on
  *      the merged adapter exported to GGUF Q8_0 (same weights) and on the base Q4_1 GGUF;
- *   8. bytes on disk, then benchmark/results/<name>.json and <name>.md.
+ *   8. bytes on disk, then benchmark/results/<name>.json and <name>.md;
+ *   9. the quality evaluation (npm run eval) on this run: benchmark/results/eval.{json,md}.
  *
  * The DSL stage runs 12 steps by default (the config's default is far more): on 2 shared
  * cores a full-length run does not fit the ~10 minute budget of a bench run. Every table says
@@ -58,6 +60,7 @@ const { values: args } = parseArgs({
     keep: { type: 'boolean', default: false },
     out: { type: 'string' },
     'omp-default': { type: 'boolean', default: false },
+    'no-eval': { type: 'boolean', default: false },
   },
 })
 const quick = args.quick
@@ -118,7 +121,6 @@ const { openStore } = await import('../src/store/index.ts')
 const { runWorkDir } = await import('../src/pipeline/workdir.ts')
 const { loadRunEncoder } = await import('../src/pipeline/stages/rvq.ts')
 const { unpackVectors } = await import('../src/pipeline/stages/embed.ts')
-const { retrieveWords } = await import('../src/pipeline/retrieval.ts')
 const { SemanticEncoder } = await import('../src/semantic/index.ts')
 const { BGEEmbedder } = await import('../src/embed/index.ts')
 const { DEFAULT_CELLS, cellKey } = await import('../src/types.ts')
@@ -419,7 +421,6 @@ markLoad('after LoRA side by side')
 // ---------------------------------------------------------------------------------------
 // 6. generation
 const dictionary = loadDictionary()
-if (dictionary.files.length === 0) note('no /usr/share/dict word lists (apt-get install wamerican-large wbritish-large): validity not measured')
 // One prefix-3 pattern per default cell: the (style, complexity, era) codes most of its words carry.
 const patterns: { text: string; fields: (number | null)[]; cell: string }[] = []
 for (const cell of DEFAULT_CELLS) {
@@ -504,7 +505,10 @@ if (!generationWhy) {
 }
 if (generationWhy) note(`generation figures not available: ${generationWhy}`)
 
-// The public API path: WOTDModel.generateWordsFromId (LM words + retrieval baseline).
+// The public API path: WOTDModel.generateWordsFromId (catalogue words + the ID-region baseline),
+// and the baseline alone for every pattern (WOTDModel.retrieve: the catalogue's nearest words of
+// the region, backing off by prefix then cosine).
+let baselineOutputs: PatternOutput[] = []
 try {
   const { WOTDModel } = await import('../src/pipeline/inference.ts')
   const m = await WOTDModel.open({ store, runId })
@@ -515,8 +519,10 @@ try {
   const calls = []
   for (const [i, p] of patterns.slice(0, 3).entries()) {
     const r = await m.generateWordsFromId(p.text, { count: WORDS_PER_REQUEST, seed: config.seed + i })
-    calls.push({ pattern: p.text, words: r.words, baseline: r.baseline, msPerWord: r.msPerWord, baselineMatchesBench: JSON.stringify(r.baseline) === JSON.stringify(retrieveWords(encoder, known, p.fields, WORDS_PER_REQUEST)) })
+    calls.push({ pattern: p.text, words: r.words, method: r.method, baseline: r.baseline, msPerWord: r.msPerWord })
   }
+  baselineOutputs = []
+  for (const p of patterns) baselineOutputs.push({ pattern: p.text, fields: p.fields, words: await m.retrieve(p.text, WORDS_PER_REQUEST) })
   apiCheck = { available: true, wallS: now() - t, calls, msPerWordP50: median(calls.map((c) => c.msPerWord)), prompt: apiPrompt, trainedPrompt, promptMatchesTraining: apiPrompt && trainedPrompt ? apiPrompt === trainedPrompt : undefined }
   if (apiCheck.promptMatchesTraining === false) note(`WOTDModel.generateWordsFromId prompts ${JSON.stringify(apiPrompt)}, but the adapter was trained on ${JSON.stringify(trainedPrompt)} (its dsl_prompt.json is not restored beside the adapter)`)
   await m.close()
@@ -605,13 +611,12 @@ async function quality(outputs: PatternOutput[] | undefined): Promise<QualitySco
   return scoreOutputs({ outputs, requested: WORDS_PER_REQUEST, dictionary: dictionary.files.length ? dictionary.words : undefined, training, vectors: vecs, ids, targets, aligned: encoder.mode === 'aligned' })
 }
 const embedderP = BGEEmbedder.load(String((run.stages.embed!.metrics as { model?: string }).model ?? 'compact'), { offline: true, cache: false })
-const baselineOutputs: PatternOutput[] = patterns.map((p) => ({ pattern: p.text, fields: p.fields, words: retrieveWords(encoder, known, p.fields, WORDS_PER_REQUEST) }))
 const scores = {
   q8_0: await quality(gen.q8_0?.outputs),
   f32: await quality(gen.f32?.outputs),
-  baseline: await quality(baselineOutputs),
+  baseline: baselineOutputs.length ? await quality(baselineOutputs) : undefined,
   // The baseline on the same patterns as the f32 run, for a like-for-like row.
-  baselineF32Patterns: gen.f32 ? await quality(baselineOutputs.slice(0, gen.f32.outputs.length)) : undefined,
+  baselineF32Patterns: gen.f32 && baselineOutputs.length ? await quality(baselineOutputs.slice(0, gen.f32.outputs.length)) : undefined,
 }
 peakEnd = matmulPeak()
 markLoad('end')
@@ -673,7 +678,7 @@ const projectedWall = msPerStep !== undefined ? pipelineWall + Math.max(0, dslDe
 type Row = [string, string, string, string, string, string]
 const main: Row[] = [
   ['Whole pipeline, wall', `${fmt(pipelineWall, 0)} s (${steps} DSL steps)`, projectedWall ? `≈ ${fmt(projectedWall / 60, 1)} min at ${dslDefaults.steps} steps (extrapolated)` : '', '~10 min CPU', '≤ 5 min', verdict(projectedWall !== undefined ? projectedWall <= 300 : undefined)],
-  ...(['corpus', 'embed', 'rvq', 'dsl'] as const).map(
+  ...(['corpus', 'embed', 'rvq', 'catalogue', 'dsl'] as const).map(
     (s): Row => [`  stage ${s}`, `${fmt(stageWall[s] ?? (results.stages[s].timings.total ?? 0) / 1000, 1)} s, peak RSS ${fmt(stageRss[s], 0)} MB`, s === 'dsl' && msPerStep ? `${fmt(msPerStep, 1)} s/step` : '', '', '', ''],
   ),
   ['Peak RSS, pipeline', `${fmt(pipelinePeak, 0)} MB`, `whole bench process ${fmt(peakRssMb, 0)} MB; transformers+PEFT training ${loraTheirs.length ? fmt(Math.max(...loraTheirs.map((r) => r.peak_rss_mb)), 0) + ' MB' : 'n/a'}`, '< 2 GB', '< 2 GB', verdict(pipelinePeak < 2048)],
@@ -733,7 +738,7 @@ const qRow = (label: string, f: (s: QualityScores) => string): string[] => [
 ]
 const quality_: string[][] = [
   qRow('words scored', (s) => String(s.words)),
-  qRow('validity (in /usr/share/dict)', (s) => pct(s.validity)),
+  qRow('validity (in the npm word-list)', (s) => pct(s.validity)),
   qRow('novelty (not in training corpora)', (s) => pct(s.novelty)),
   qRow('round-trip: all fixed attributes match', (s) => pct(s.roundTrip)),
   qRow('round-trip: style / complexity / era', (s) => (s.roundTripByAttribute ?? []).map((x) => pct(x, 0)).join(' / ')),
@@ -775,9 +780,9 @@ const md = [
   '',
   table(['figure', 'wotd-ml', 'context / reference', "seed's claim", 'DESIGN.md target', 'vs target'], main),
   '',
-  `Generation quality on ${patterns.length} prefix-3 patterns (one per default cell), ${WORDS_PER_REQUEST} words each, temperature 0.8, top-p 0.95, top-k 50 (the retrieval baseline returns the nearest known words of the same region, so its novelty is 0 by construction):`,
+  `Generation quality on ${patterns.length} prefix-3 patterns (one per default cell), ${WORDS_PER_REQUEST} words each, temperature 0.8, top-p 0.95, top-k 50 (raw LM sampling, no catalogue constraint; the baseline is WOTDModel.retrieve, catalogue words of the region; the default path and the taste figures are in eval.md, written by the same run):`,
   '',
-  table(['figure', 'LM q8_0', 'retrieval baseline', `LM f32 (first ${gen.f32?.outputs.length ?? 'n/a'} patterns)`, 'baseline, same patterns'], quality_),
+  table(['figure', 'raw LM q8_0', 'ID-region baseline (catalogue)', `LM f32 (first ${gen.f32?.outputs.length ?? 'n/a'} patterns)`, 'baseline, same patterns'], quality_),
   '',
   `RVQ scorecard (4 x 32 codes; ${trainIdx.length} training words, ${heldIdx.length} held out, seed ${config.seed}; structure metrics on all ${vectors.length} words):`,
   '',
@@ -801,7 +806,7 @@ const result = {
     wallS: pipelineWall,
     projectedWallAtDefaultStepsS: projectedWall,
     peakRssMb: pipelinePeak,
-    stages: Object.fromEntries((['corpus', 'embed', 'rvq', 'dsl'] as const).map((s) => [s, { wallS: stageWall[s], peakRssMb: stageRss[s], status: results.stages[s].status, metrics: s === 'dsl' ? { ...dslMetrics, losses: undefined } : results.stages[s].metrics }])),
+    stages: Object.fromEntries((['corpus', 'embed', 'rvq', 'catalogue', 'dsl'] as const).map((s) => [s, { wallS: stageWall[s], peakRssMb: stageRss[s], status: results.stages[s].status, metrics: s === 'dsl' ? { ...dslMetrics, losses: undefined } : results.stages[s].metrics }])),
     dslLosses: dslMetrics.losses,
     dslStepSeconds: stepTimes,
   },
@@ -839,6 +844,14 @@ writeFileSync(join(outDir, `${args.name}.md`), md + '\n')
 console.log(`\n${md}\nresults: ${join(outDir, `${args.name}.json`)} and .md`)
 
 await store.close()
+
+// The quality evaluation (benchmark/eval.ts) on the run this bench trained: taste, attribute
+// precision and validity of every system side by side, written to <out>/eval.{json,md}.
+if (!args['no-eval']) {
+  log('evaluation: benchmark/eval.ts on this run (eval.json, eval.md)')
+  const r = spawnSync(process.execPath, ['--import', '@oxc-node/core/register', join(root, 'benchmark', 'eval.ts'), '--store', storeDir, '--run', runId, '--out', outDir, ...(quick ? ['--quick'] : [])], { cwd: root, encoding: 'utf8', env: process.env, stdio: ['ignore', 'inherit', 'inherit'] })
+  if (r.status !== 0) console.log(`evaluation failed (exit ${r.status}); rerun: npm run eval`)
+}
 if (args.keep) console.log(`kept ${tmp}`)
 else rmSync(tmp, { recursive: true, force: true })
 process.exit(0)

@@ -3,20 +3,15 @@
  * in the training corpora), round-trip consistency (embed, encode, compare with the requested
  * style/complexity/era), distinct-1, and fidelity (cosine to the pattern's region).
  */
-import { existsSync, readFileSync } from 'node:fs'
+import { locateSources, readWordList } from '../../src/catalogue/sources.ts'
 
-export const DICTIONARIES = ['/usr/share/dict/american-english-large', '/usr/share/dict/british-english-large', '/usr/share/dict/american-english', '/usr/share/dict/british-english']
-
-/** Lower-cased words of the system dictionaries (large American and British lists first). */
+/**
+ * Lower-cased words of the npm `word-list` package (274k English words, the catalogue's widest
+ * source): the same on every OS, no system dictionary read.
+ */
 export function loadDictionary(): { words: Set<string>; files: string[] } {
-  const words = new Set<string>()
-  const files: string[] = []
-  for (const f of DICTIONARIES) {
-    if (!existsSync(f)) continue
-    files.push(f)
-    for (const w of readFileSync(f, 'utf8').split('\n')) if (w) words.add(w.trim().toLowerCase())
-  }
-  return { words, files }
+  const { wordList } = locateSources()
+  return { words: readWordList(wordList.file), files: [`word-list@${wordList.version}`] }
 }
 
 export interface PatternOutput {
