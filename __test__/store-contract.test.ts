@@ -9,9 +9,11 @@ import { CorruptFileError, InvalidInputError, StoreError } from '../src/errors.j
 import {
   FileStore,
   MemoryStore,
+  PROFILE_SCHEMA,
   RUN_SCHEMA,
   sha256Hex,
   STORED_CORPUS_SCHEMA,
+  type ProfileDoc,
   type RunDoc,
   type Store,
   type StoredCorpus,
@@ -319,6 +321,61 @@ function contract(name: string, make: Factory): void {
     await t.throwsAsync(s.putHistory({ user: 'ada', date: '2026-02-30', word: 'x', createdAt: at }), { instanceOf: InvalidInputError, message: /2026-02-30/ })
     await t.throwsAsync(s.putHistory({ user: '', date: '2026-02-03', word: 'x', createdAt: at }), { instanceOf: InvalidInputError })
     await t.throwsAsync(s.getHistory('ada', { from: 'last week' }), { instanceOf: InvalidInputError })
+  })
+
+  test(`${name}: history: insert-if-absent keeps the first of concurrent writers; delete a user's history`, async (t) => {
+    const s = await make(t)
+    const at = '2026-03-01T08:00:00.000Z'
+    const words = ['one', 'two', 'three', 'four', 'five', 'six']
+    const got = await Promise.all(words.map((word) => s.putHistoryIfAbsent({ user: 'bob', date: '2026-03-01', word, createdAt: at })))
+    t.is(new Set(got.map((e) => e.word)).size, 1, 'every caller gets the stored word')
+    const stored = await s.getHistory('bob')
+    t.deepEqual(stored.map((e) => e.word), [got[0].word])
+    t.is((await s.putHistoryIfAbsent({ user: 'bob', date: '2026-03-02', word: 'next', createdAt: at })).word, 'next')
+    await s.putHistory({ user: 'amy', date: '2026-03-01', word: 'kept', createdAt: at })
+    t.is(await s.deleteHistory('bob'), 2)
+    t.deepEqual(await s.getHistory('bob'), [])
+    t.deepEqual((await s.getHistory('amy')).map((e) => e.word), ['kept'])
+    t.is(await s.deleteHistory('bob'), 0)
+  })
+
+  test(`${name}: profiles: put, get, list in pages, delete; hostile names are plain names`, async (t) => {
+    const s = await make(t)
+    const profile = (user: string, word: string): ProfileDoc => ({
+      schema: PROFILE_SCHEMA,
+      user,
+      liked: [{ word, at: '2026-03-01T08:00:00.000Z' }],
+      disliked: [],
+      vector: Buffer.from(new Float32Array([0.6, 0.8]).buffer).toString('base64'),
+      id: [1, 2, 3, 4],
+      runId: 'run-1',
+      version: 1,
+      updatedAt: '2026-03-01T08:00:00.000Z',
+    })
+    const users = ['ada', 'bob', '../../x', '{"$gt":""}', 'grace@example.com', 'Zoë', '$where']
+    for (const u of users) await s.putProfile(profile(u, `w-${u.length}`))
+    t.is(await s.getProfile('nobody'), null)
+    t.deepEqual(await s.getProfile('{"$gt":""}'), profile('{"$gt":""}', 'w-10'))
+    await s.putProfile({ ...profile('ada', 'replaced'), version: 2 })
+    t.is((await s.getProfile('ada'))!.liked[0].word, 'replaced')
+    const seen: string[] = []
+    let after: string | undefined
+    for (;;) {
+      const page = await s.listProfiles({ after, limit: 3 })
+      if (page.length === 0) break
+      t.true(page.length <= 3)
+      seen.push(...page.map((p) => p.user))
+      after = page.at(-1)!.user
+    }
+    t.deepEqual([...seen].sort(), [...users].sort(), 'paging visits every profile once')
+    t.deepEqual(await s.listProfiles({ limit: 0 }), [])
+    t.true(await s.deleteProfile('../../x'))
+    t.false(await s.deleteProfile('../../x'))
+    t.is(await s.getProfile('../../x'), null)
+    t.is((await s.listProfiles()).length, users.length - 1)
+    await t.throwsAsync(s.putProfile({ ...profile('ada', 'x'), schema: 'other' as never }), { instanceOf: InvalidInputError, message: /schema/ })
+    await t.throwsAsync(s.getProfile('x'.repeat(201)), { instanceOf: InvalidInputError, message: /1 to 200/ })
+    await t.throwsAsync(s.putProfile(profile('a\u0000b', 'x')), { instanceOf: InvalidInputError, message: /control characters/ })
   })
 
   test(`${name}: write order: artifacts, then the run that points at them`, async (t) => {

@@ -2,10 +2,12 @@
  * `npm run eval`: the evaluation of src/eval/harness.ts on a trained run, written to
  * benchmark/results/eval.json and eval.md (numbers, never pass/fail).
  *
- *   npm run eval -- [--store DIR|mongodb://...] [--run ID] [--quick] [--no-lm] [--out DIR]
+ *   npm run eval -- [--store DIR|mongodb://...] [--run ID] [--quick] [--no-lm] [--no-curve] [--out DIR]
  *
  * Without --store, trains a run at the defaults (`npx wotd train`) into a temporary store
- * first. --quick asks fewer words and people (a smoke run); --no-lm leaves the LM systems out.
+ * first. --quick asks fewer words and people (a smoke run); --no-lm leaves the LM systems out;
+ * --no-curve the word of the day's learning curve (which writes profiles of made-up users,
+ * `wotd-eval-curve-*`, into the store and forgets them again).
  */
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -15,6 +17,7 @@ import { parseArgs } from 'node:util'
 import { evaluate, evalMarkdown } from '../src/eval/index.ts'
 import { WOTDModel } from '../src/pipeline/inference.ts'
 import { WOTDTrainer } from '../src/pipeline/trainer.ts'
+import { redactText } from '../src/store/index.ts'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const { values: args } = parseArgs({
@@ -23,6 +26,7 @@ const { values: args } = parseArgs({
     run: { type: 'string' },
     quick: { type: 'boolean', default: false },
     'no-lm': { type: 'boolean', default: false },
+    'no-curve': { type: 'boolean', default: false },
     out: { type: 'string' },
   },
 })
@@ -47,12 +51,13 @@ try {
     peoplePerCell: args.quick ? 1 : 3,
     lm: !args['no-lm'],
     lmPeople: args.quick ? 12 : 48,
+    curvePeople: args['no-curve'] ? 0 : args.quick ? 8 : 32,
     onProgress: log,
   })
   const md = evalMarkdown(report)
   const out = resolve(args.out ?? join(root, 'benchmark', 'results'))
   mkdirSync(out, { recursive: true })
-  writeFileSync(join(out, 'eval.json'), JSON.stringify({ ...report, markdown: md, createdAt: new Date().toISOString() }, null, 2) + '\n')
+  writeFileSync(join(out, 'eval.json'), JSON.stringify({ date: new Date().toISOString(), command: redactText(`npm run eval -- ${process.argv.slice(2).join(' ')}`.trim()), ...report, markdown: md }, null, 2) + '\n')
   writeFileSync(join(out, 'eval.md'), `# Evaluation on held-out words\n\n${md}`)
   process.stdout.write(md)
   log(`done in ${(report.elapsedMs / 1000).toFixed(0)} s; wrote ${join(out, 'eval.json')} and eval.md`)

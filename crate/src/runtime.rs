@@ -17,3 +17,25 @@ pub fn serial_elementwise_by_default() {
         }
     });
 }
+
+/// Hands freed heap pages back to the operating system.
+///
+/// glibc raises its mmap threshold after the first large tensor is freed, so later tensors of
+/// up to 32 MB come from the heap, and the pages they leave behind stay counted in the process's
+/// memory: a training run of three 20-step segments, each followed by a generator for scoring,
+/// climbed from 2.1 to 5.2 GB peak RSS with under 2 GB live. A fixed low threshold cured that but
+/// halved training speed (every tensor a fresh, zeroed mapping), so instead the freed pages are
+/// returned at points where much was just dropped: after each optimizer step, after training,
+/// and when a model is closed. A no-op where the allocator is not glibc's.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn malloc_trim(pad: usize) -> std::os::raw::c_int;
+        }
+        // SAFETY: malloc_trim only walks glibc's own arenas under their locks.
+        unsafe {
+            malloc_trim(0);
+        }
+    }
+}

@@ -9,6 +9,7 @@ import { registerModels } from './commands/models.js'
 import { registerReport } from './commands/report.js'
 import { registerCorpus } from './commands/corpus.js'
 import { registerInference } from './commands/inference.js'
+import { registerProfile } from './commands/profile.js'
 import { registerRuns } from './commands/runs.js'
 import { registerTrain } from './commands/train.js'
 
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   registerTrain(program)
   registerCorpus(program)
   registerInference(program)
+  registerProfile(program)
   registerRuns(program)
   registerModels(program)
   registerReport(program)

@@ -63,10 +63,42 @@ export interface Progress {
   stop(): void
 }
 
-export function progressBar(title: string, opts: { quiet?: boolean; bytes?: boolean } = {}): Progress {
-  if (opts.quiet || !process.stderr.isTTY) {
-    return { update() {}, stop() {} }
+/**
+ * Progress as plain lines for logs and pipes (no terminal to redraw a bar on): one line per
+ * tenth of the work, or every 15 s while it is slow, and one at the end.
+ */
+function plainProgress(title: string, opts: { bytes?: boolean }): Progress {
+  const fmt = (v: number) => (opts.bytes ? formatBytes(v) : String(v))
+  let lastTenth = -1
+  let lastAt = 0
+  let last: { done: number; total: number; label: string } | undefined
+  let printed = ''
+  const print = (done: number, total: number, label: string) => {
+    const pctText = total > 0 ? ` (${Math.floor((100 * done) / total)}%)` : ''
+    const line = `${title.trim()} ${fmt(done)}/${fmt(total)}${pctText}${label ? ` ${label}` : ''}`
+    if (line === printed) return
+    process.stderr.write(line + '\n')
+    printed = line
+    lastAt = Date.now()
   }
+  return {
+    update(done, total, label = '') {
+      last = { done, total, label }
+      const tenth = total > 0 ? Math.floor((10 * done) / total) : 0
+      if (tenth > lastTenth || Date.now() - lastAt > 15_000) {
+        lastTenth = Math.max(lastTenth, tenth)
+        print(done, total, label)
+      }
+    },
+    stop() {
+      if (last) print(last.done, last.total, last.label)
+    },
+  }
+}
+
+export function progressBar(title: string, opts: { quiet?: boolean; bytes?: boolean } = {}): Progress {
+  if (opts.quiet) return { update() {}, stop() {} }
+  if (!process.stderr.isTTY) return plainProgress(title, opts)
   const bar = new cliProgress.SingleBar(
     {
       format: `${title} {bar} {percentage}% | {value_fmt}/{total_fmt} | {label}`,

@@ -27,6 +27,7 @@ import { seedOf } from '../pipeline/inference.js'
 import { CatalogueIndex, rankPattern, rankTaste } from '../recommend/index.js'
 import { SemanticEncoder, type SemanticId } from '../semantic/index.js'
 import { COMPLEXITIES, ERAS, STYLES, type Cell } from '../types.js'
+import { CURVE_DISLIKES, learningCurve, type CurvePoint } from './learning-curve.js'
 import { attributePrecision, distinct1, hitAtK, nearestCentroid, percentiles, shareOf, wilson, type Share, type Values } from './metrics.js'
 
 export interface EvalOptions {
@@ -43,6 +44,8 @@ export interface EvalOptions {
   lm?: boolean
   /** People the free LM is asked for (default 48; each is one LM call). */
   lmPeople?: number
+  /** People on the learning curve (default 32; 0 leaves it out). Each costs 10 x `days` words of the day. */
+  curvePeople?: number
   onProgress?: (message: string) => void
 }
 
@@ -73,6 +76,15 @@ export interface EvalReport {
   people: number
   e1: SystemScores[]
   e2: SystemScores[]
+  /**
+   * The centroid judge on words whose cell is known: the share of each person's other held-out
+   * words of their cell that the nearest-centroid rule puts in that cell, gold label ignored and
+   * the word left out of its cell's centroid: about the most a recommender of unlabelled words
+   * can expect from this judge.
+   */
+  judgeCeiling?: { strict: Share; lax: Share }
+  /** The word of the day's own-cell share by number of likes, with and without wrong-cell dislikes. */
+  learningCurve?: CurvePoint[]
   idAccuracy: { mode: string; style: Share; complexity: Share; era: Share; mean: number; e1Mean?: number; e1Joint?: Share }[]
   options: Required<Omit<EvalOptions, 'onProgress'>>
   elapsedMs: number
@@ -126,7 +138,7 @@ function majorityCodes(ids: readonly SemanticId[], values: readonly Values[]): n
 
 export async function evaluate(model: WOTDModel, options: EvalOptions = {}): Promise<EvalReport> {
   const started = Date.now()
-  const o = { seed: 42, k: 10, peoplePerCell: 3, likes: 10, days: 30, lm: true, lmPeople: 48, ...options }
+  const o = { seed: 42, k: 10, peoplePerCell: 3, likes: 10, days: 30, lm: true, lmPeople: 48, curvePeople: 32, ...options }
   const say = (m: string) => options.onProgress?.(m)
   const [index, known, encoder] = await Promise.all([model.catalogueIndex(), model.known(), model.encoder()])
   const training = new Set(known.map((k) => k.word))
@@ -251,7 +263,16 @@ export async function evaluate(model: WOTDModel, options: EvalOptions = {}): Pro
     }
     const centroids = cellKeys.map((k) => unit(k === person.cell ? own : cellSums.get(k)!))
     const withLiked = cellKeys.map((k) => unit(cellSums.get(k)!))
-    return (word: string, vector: Float32Array | undefined): { own: boolean; ownWithLiked: boolean; gold: boolean | undefined } => {
+    return (word: string, vector: Float32Array | undefined, leaveOut = false): { own: boolean; ownWithLiked: boolean; gold: boolean | undefined } => {
+      if (leaveOut && vector) {
+        // The judge's ceiling: a gold word of the person's cell judged as if unlabelled, and
+        // left out of its own cell's centroid, as a recommended word would be.
+        const minus = (a: Float64Array) => unit(Float64Array.from(a, (x, i) => x - vector[i]))
+        const at = cellKeys.indexOf(person.cell)
+        const strict = centroids.map((c, i) => (i === at ? minus(own) : c))
+        const lax = withLiked.map((c, i) => (i === at ? minus(cellSums.get(person.cell)!) : c))
+        return { own: cellKeys[nearestCentroid(vector, strict)] === person.cell, ownWithLiked: cellKeys[nearestCentroid(vector, lax)] === person.cell, gold: undefined }
+      }
       const g = gold.get(word)
       if (g) return { own: cellKey(g) === person.cell, ownWithLiked: cellKey(g) === person.cell, gold: cellKey(g) === person.cell }
       if (!vector) return { own: false, ownWithLiked: false, gold: undefined }
@@ -286,8 +307,14 @@ export async function evaluate(model: WOTDModel, options: EvalOptions = {}): Pro
     if (ms !== undefined && words.length) a.ms.push(ms / words.length)
   }
   let done = 0
+  const ceiling = { strict: [] as boolean[], lax: [] as boolean[] }
   for (const person of people) {
     const judge = judgeFactory(person)
+    for (const w of person.rest) {
+      const j = judge(w, index.vector(index.catalogue.indexOf(w)!), true)
+      ceiling.strict.push(j.own)
+      ceiling.lax.push(j.ownWithLiked)
+    }
     const likedRows = new Set(person.liked.map((w) => index.catalogue.indexOf(w)!))
     const taste = await model.taste(person.liked)
     const prng = createRng(o.seed, `random:${done}`)
@@ -350,6 +377,30 @@ export async function evaluate(model: WOTDModel, options: EvalOptions = {}): Pro
     note: system === 'lm' ? `first ${Math.min(o.lmPeople, people.length)} people` : undefined,
   }))
 
+  // ---- The learning curve: the real profile API, people spread over the cells.
+  let curve: CurvePoint[] | undefined
+  if (o.curvePeople > 0) {
+    const firsts = people.filter((p, i) => i === 0 || people[i - 1].cell !== p.cell)
+    const chosen = shuffled(firsts, createRng(o.seed, 'curve')).slice(0, o.curvePeople)
+    say(`learning curve: ${chosen.length} people x ${2 * 5} profiles x ${o.days} days`)
+    const curvePeople = chosen.map((person, i) => {
+      const judge = judgeFactory(person)
+      const wrong = shuffled(
+        held.filter((e) => cellKey(valuesOf(e)) !== person.cell).map((e) => e.word),
+        createRng(o.seed, `curve-wrong:${i}`),
+      ).slice(0, CURVE_DISLIKES * 4)
+      return {
+        liked: person.liked,
+        wrong,
+        judge: (w: string) => {
+          const r = index.catalogue.indexOf(w)
+          return judge(w, r === undefined ? undefined : index.vector(r))
+        },
+      }
+    })
+    curve = await learningCurve(model, curvePeople, { days: o.days, seed: o.seed, onPerson: (n) => n % 8 === 0 && say(`learning curve: ${n}/${curvePeople.length} people`) })
+  }
+
   return {
     runId: model.runId,
     heldOut: held.length,
@@ -359,8 +410,10 @@ export async function evaluate(model: WOTDModel, options: EvalOptions = {}): Pro
     people: people.length,
     e1,
     e2,
+    judgeCeiling: ceiling.strict.length ? { strict: shareOf(ceiling.strict), lax: shareOf(ceiling.lax) } : undefined,
+    learningCurve: curve,
     idAccuracy,
-    options: { seed: o.seed, k: o.k, peoplePerCell: o.peoplePerCell, likes: o.likes, days: o.days, lm: o.lm, lmPeople: o.lmPeople },
+    options: { seed: o.seed, k: o.k, peoplePerCell: o.peoplePerCell, likes: o.likes, days: o.days, lm: o.lm, lmPeople: o.lmPeople, curvePeople: o.curvePeople },
     elapsedMs: Date.now() - started,
   }
 }

@@ -30,6 +30,19 @@ export function evalMarkdown(r: EvalReport): string {
   for (const s of r.e2) {
     lines.push(`| ${name(s.system)}${s.note ? ` (${s.note})` : ''} | ${pct(s.ownCell)} | ${pct(s.ownCellWithLiked)} | ${pct(s.ownCellGold)} | ${pct(s.hitAt10)} | ${pct(s.wotdOwnCell)} | ${pct(s.wotdOwnCellWithLiked)} | ${pct(s.validity)} | ${pct(s.novelty)} | ${num(s.distinct1)} | ${ms(s)} |`)
   }
+  if (r.judgeCeiling) {
+    lines.push('', `The centroid judge itself puts ${pct(r.judgeCeiling.strict)} (lax ${pct(r.judgeCeiling.lax)}) of each person's other held-out words of their own cell in that cell when their gold label is hidden and each is left out of its cell's centroid: about the most a recommender of unlabelled words can expect from this judge.`)
+  }
+  if (r.learningCurve?.length) {
+    const dis = Math.max(...r.learningCurve.map((p) => p.dislikes))
+    lines.push('', `**Learning curve of the word of the day** (${r.options.curvePeople} people, one per cell, each as ${r.learningCurve.length} profiles made through \`like\` / \`dislike\`; the share of their next ${r.options.days} words of the day in their own cell, judged as in E2; 0 likes is the no-profile baseline; chance 1.6%)`, '')
+    lines.push(`| likes | own cell | lax judge | own cell, also ${dis} wrong-cell dislikes | lax judge |`, '|---:|---:|---:|---:|---:|')
+    for (const likes of [...new Set(r.learningCurve.map((p) => p.likes))]) {
+      const a = r.learningCurve.find((p) => p.likes === likes && p.dislikes === 0)
+      const b = r.learningCurve.find((p) => p.likes === likes && p.dislikes > 0)
+      lines.push(`| ${likes} | ${pct(a?.ownCell)} | ${pct(a?.ownCellLax)} | ${pct(b?.ownCell)} | ${pct(b?.ownCellLax)} |`)
+    }
+  }
   lines.push('', '**Semantic ID on held-out words**: `code >> 3` of levels 0-2 against the gold values (unsupervised: each value read from the code its training words most often carry), and E1 mean / joint precision of the default scorer through that mode\'s IDs', '')
   lines.push('| mode | style | complexity | era | mean | E1 mean | E1 all three |', '|---|---:|---:|---:|---:|---:|---:|')
   for (const a of r.idAccuracy) lines.push(`| ${a.mode} | ${pct(a.style)} | ${pct(a.complexity)} | ${pct(a.era)} | ${num(a.mean * 100, 1)}% | ${a.e1Mean === undefined ? 'n/a' : `${num(a.e1Mean * 100, 1)}%`} | ${pct(a.e1Joint)} |`)

@@ -1,4 +1,4 @@
-export { pullModel, pullProfile, type PullOptions, type PullProgress, type PullResult, type ProfilePullResult } from './pull.js'
+export { pullModel, pullProfile, pullMissing, type PullOptions, type PullProgress, type PullResult, type ProfilePullResult } from './pull.js'
 export { listModels, type ModelStatus } from './list.js'
 export { findModel, type ModelLocation } from './locate.js'
 export { PROFILES, isProfileName, type Profile, type ProfileName } from './profiles.js'

@@ -164,10 +164,10 @@ export interface ProfilePullResult {
 }
 
 /** Pulls the first obtainable candidate for each role of a profile. */
-export async function pullProfile(profile: ProfileName, opts: PullOptions = {}): Promise<ProfilePullResult> {
+export async function pullProfile(profile: ProfileName, opts: PullOptions & { roles?: readonly ('embedder' | 'decoder')[] } = {}): Promise<ProfilePullResult> {
   const p = PROFILES[profile]
   const models: ProfilePullResult['models'] = []
-  for (const role of ['embedder', 'decoder'] as const) {
+  for (const role of opts.roles ?? (['embedder', 'decoder'] as const)) {
     const failed: string[] = []
     const reasons: string[] = []
     let done = false
@@ -189,4 +189,21 @@ export async function pullProfile(profile: ProfileName, opts: PullOptions = {}):
     }
   }
   return { profile, models }
+}
+
+/**
+ * Pulls what a profile lacks: for each role (embedder, decoder) with none of the profile's
+ * models on this machine, the first that can be had. Roles already served are not touched (no
+ * network). Returns the models pulled (empty when nothing was missing).
+ */
+export async function pullMissing(profile: ProfileName, opts: PullOptions & { skip?: readonly ('embedder' | 'decoder')[] } = {}): Promise<ProfilePullResult['models']> {
+  const missing: ('embedder' | 'decoder')[] = []
+  for (const role of ['embedder', 'decoder'] as const) {
+    if (opts.skip?.includes(role)) continue
+    let present = false
+    for (const id of PROFILES[profile][role]) if (await findModel(id)) present = true
+    if (!present) missing.push(role)
+  }
+  if (missing.length === 0) return []
+  return (await pullProfile(profile, { ...opts, roles: missing })).models
 }

@@ -10,7 +10,8 @@ import { mkdir } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { InvalidInputError, StoreError } from '../errors.js'
 import { parsePattern, formatPattern, toPatternText, type SemanticEncoder, type SemanticId } from '../semantic/index.js'
-import { openStore, type RunDoc, type Store } from '../store/index.js'
+import { openStore, type FeedbackEntry, type ProfileDoc, type RunDoc, type Store } from '../store/index.js'
+import { checkFeedbackWords, checkUserName, forgetUser, preferenceVector, updateProfile, vectorFromBase64, vectorToBase64, withFeedback } from '../profile/index.js'
 import type { TrainingConfig } from './config.js'
 import { COMPLEXITIES, ERAS, STYLES } from '../types.js'
 import type { KnownWord } from './retrieval.js'
@@ -84,6 +85,21 @@ export interface WordOfTheDay {
   pattern: string
   source: 'taste' | 'explore' | 'default'
   runId: string
+}
+
+/** What the store holds about a person, as `WOTDModel.profile()` shows it. */
+export interface UserProfile {
+  user: string
+  /** Liked and disliked words, oldest first, with the time of each. */
+  liked: FeedbackEntry[]
+  disliked: FeedbackEntry[]
+  /** Words of the day shown to them, newest first (at most the last 30). */
+  shown: { date: string; word: string }[]
+  /** The preference vector (unit length) under this run; null with no likes. */
+  vector: Float32Array | null
+  id: SemanticId | null
+  meaning: string | null
+  updatedAt: string | null
 }
 
 const DATE = /^(\d{4})-(\d{2})-(\d{2})$/
@@ -451,36 +467,135 @@ export class WOTDModel {
   }
 
   /**
-   * The word of the day for a user and date: the same answer every time it is asked (it is
-   * kept in the store's history), no word repeated within `windowDays` on either side, near
-   * the taste of `likedWords` when given (with a small seeded share of exploration), else a
-   * varied pick of well-defined words.
+   * The word of the day for a user and date: the same answer every time it is asked, by any
+   * number of concurrent callers (the first to store it wins; the others return its word), no
+   * word repeated within `windowDays` on either side, near the person's taste (with a small
+   * seeded share of exploration), never a disliked word; with no likes, a varied pick of
+   * well-defined words. The taste is the stored profile's (see `like`), or `likedWords` when
+   * given (used for this call only).
    */
   async wordOfTheDay(opts: { user: string; date: string; windowDays?: number; likedWords?: string[] }): Promise<WordOfTheDay> {
-    const user = opts.user?.trim()
-    if (!user) throw new InvalidInputError('user must be a non-empty name')
+    const user = checkUserName(opts.user)
     const date = parseDate(opts.date)
     const windowDays = opts.windowDays ?? 30
     if (!Number.isInteger(windowDays) || windowDays < 0 || windowDays > 3650) throw new InvalidInputError(`windowDays must be an integer 0-3650, got ${windowDays}`)
     const history = await this.store.getHistory(user, { from: shiftDate(date, -windowDays), to: shiftDate(date, windowDays) })
     const today = history.find((h) => h.date === date)
     const index = await this.catalogueIndex()
-    if (today) {
-      const stored = today.meta?.entry as WordOfTheDay | undefined
-      if (stored && stored.word === today.word) return stored
-      return this.describeDay(index, user, date, today.word, [], 'default', String(today.meta?.pattern ?? ''), today.runId ?? this.run.id)
+    if (today) return this.storedDay(index, today)
+    let liked: (Taste & { id: SemanticId; words: string[] }) | undefined
+    let avoid: string[] = []
+    if (opts.likedWords && opts.likedWords.length) {
+      liked = await this.taste(opts.likedWords)
+    } else {
+      const doc = await this.store.getProfile(user)
+      if (doc) {
+        avoid = doc.disliked.map((d) => d.word)
+        const t = await this.profileTaste(doc)
+        if (t) liked = { ...t, words: doc.liked.map((l) => l.word) }
+      }
     }
-    const liked = opts.likedWords && opts.likedWords.length ? await this.taste(opts.likedWords) : undefined
     const pick = chooseWordOfTheDay(index, {
       taste: liked,
-      recent: history.map((h) => h.word),
+      recent: [...history.map((h) => h.word), ...avoid],
       seed: seedOf(user, date),
     })
     if (!pick) throw new InvalidInputError(`every candidate word for ${user} was used within ${windowDays} days of ${date}; use a shorter window`)
     const pattern = liked ? formatPattern([liked.id[0], liked.id[1], liked.id[2], null]) : ''
     const entry = await this.describeDay(index, user, date, index.entry(pick.row).word, liked?.words ?? [], pick.source, pattern, this.run.id, liked ? index.vector(pick.row) : undefined)
-    await this.store.putHistory({ user, date, word: entry.word, runId: this.run.id, meta: { pattern, source: entry.source, entry }, createdAt: new Date().toISOString() })
-    return entry
+    const stored = await this.store.putHistoryIfAbsent({ user, date, word: entry.word, runId: this.run.id, meta: { pattern, source: entry.source, entry }, createdAt: new Date().toISOString() })
+    return stored.word === entry.word ? entry : this.storedDay(index, stored)
+  }
+
+  private async storedDay(index: CatalogueIndex, h: { user: string; date: string; word: string; runId?: string; meta?: Record<string, unknown> }): Promise<WordOfTheDay> {
+    const stored = h.meta?.entry as WordOfTheDay | undefined
+    if (stored && stored.word === h.word) return stored
+    return this.describeDay(index, h.user, h.date, h.word, [], 'default', String(h.meta?.pattern ?? ''), h.runId ?? this.run.id)
+  }
+
+  /** The taste of a stored profile under this run: its saved vector, or one made again. */
+  private async profileTaste(doc: ProfileDoc): Promise<(Taste & { id: SemanticId }) | undefined> {
+    if (doc.liked.length === 0) return undefined
+    const enc = await this.encoder()
+    if (doc.runId === this.run.id && doc.vector && doc.id) {
+      const id = doc.id as SemanticId
+      return { vector: vectorFromBase64(doc.vector), id, values: enc.named ? [id[0] >> 3, id[1] >> 3, id[2] >> 3] : undefined }
+    }
+    const made = await this.preferenceOf(doc)
+    if (!made) return undefined
+    return { ...made, values: enc.named ? [made.id[0] >> 3, made.id[1] >> 3, made.id[2] >> 3] : undefined }
+  }
+
+  /** The profile rule (`src/profile/rule.ts`) on this run's word vectors. */
+  private async preferenceOf(doc: ProfileDoc): Promise<{ vector: Float32Array; id: SemanticId } | undefined> {
+    if (doc.liked.length === 0) return undefined
+    const [index, enc] = await Promise.all([this.catalogueIndex(), this.encoder()])
+    const { rows, outside } = await this.vectorsOf([...doc.liked, ...doc.disliked].map((f) => f.word))
+    const vectorOf = (w: string) => {
+      const r = rows.get(w)
+      return r !== undefined ? index.vector(r) : outside.get(w)!
+    }
+    const rated = (list: FeedbackEntry[]) => list.map((f) => ({ vector: vectorOf(f.word), at: f.at }))
+    const vector = preferenceVector(rated(doc.liked), rated(doc.disliked), index.centre)
+    if (!vector) return undefined
+    const facts = doc.liked.map((f) => {
+      const r = rows.get(f.word)
+      return r !== undefined ? index.entry(r) : { word: f.word }
+    })
+    return { vector, id: enc.encode(vector, { facts: meanFacts(facts) }) }
+  }
+
+  /**
+   * Records that a person likes these words (a word outside the catalogue is embedded too) and
+   * updates their preference vector and ID. Liking a disliked word takes it off that list.
+   */
+  async like(user: string, words: readonly string[]): Promise<UserProfile> {
+    return this.feedback(user, words, 'liked')
+  }
+
+  /** Records that a person dislikes these words: never shown to them, and their taste moves away. */
+  async dislike(user: string, words: readonly string[]): Promise<UserProfile> {
+    return this.feedback(user, words, 'disliked')
+  }
+
+  private async feedback(user: string, words: readonly string[], kind: 'liked' | 'disliked'): Promise<UserProfile> {
+    checkUserName(user)
+    const list = checkFeedbackWords(words, kind === 'liked' ? 'liked words' : 'disliked words')
+    const at = new Date().toISOString()
+    const doc = await updateProfile(this.store, user, async (current) => {
+      const next = withFeedback(current, kind, list, at)
+      const made = await this.preferenceOf(next)
+      const { vector: _v, id: _i, runId: _r, ...rest } = next
+      return made ? { ...rest, vector: vectorToBase64(made.vector), id: [...made.id], runId: this.run.id } : rest
+    })
+    return this.profileView(doc)
+  }
+
+  /** What is held about a person (an empty profile when nothing is). */
+  async profile(user: string): Promise<UserProfile> {
+    checkUserName(user)
+    const doc = await this.store.getProfile(user)
+    return this.profileView(doc ?? { schema: 'wotd.profile/v1', user, liked: [], disliked: [], version: 0, updatedAt: '' })
+  }
+
+  private async profileView(doc: ProfileDoc): Promise<UserProfile> {
+    const shown = (await this.store.getHistory(doc.user, { limit: 30 })).map((h) => ({ date: h.date, word: h.word }))
+    const t = await this.profileTaste(doc)
+    return {
+      user: doc.user,
+      liked: doc.liked,
+      disliked: doc.disliked,
+      shown,
+      vector: t?.vector ?? null,
+      id: t?.id ?? null,
+      meaning: t ? await this.describe(t.id) : null,
+      updatedAt: doc.updatedAt || null,
+    }
+  }
+
+  /** Deletes everything held about a person: their profile and their word-of-the-day history. */
+  async forget(user: string): Promise<{ user: string; profile: boolean; history: number }> {
+    return { user, ...(await forgetUser(this.store, user)) }
   }
 
   private async describeDay(index: CatalogueIndex, user: string, date: string, word: string, likedWords: string[], source: WordOfTheDay['source'], pattern: string, runId: string, vector?: Float32Array): Promise<WordOfTheDay> {

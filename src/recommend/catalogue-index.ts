@@ -54,6 +54,19 @@ export class CatalogueIndex {
     return this.vectors.data.subarray(row * this.vectors.dim, (row + 1) * this.vectors.dim)
   }
 
+  private centreCache?: Float32Array
+
+  /** The mean of every word vector (what all words share; see the profile rule). */
+  get centre(): Float32Array {
+    if (!this.centreCache) {
+      const { data, rows, dim } = this.vectors
+      const acc = new Float64Array(dim)
+      for (let r = 0; r < rows; r++) for (let k = 0; k < dim; k++) acc[k] += data[r * dim + k]
+      this.centreCache = Float32Array.from(acc, (x) => x / Math.max(rows, 1))
+    }
+    return this.centreCache
+  }
+
   /** log P(attribute `a` has value `k`) of a row; 0 when the run has no predictors. */
   logProbability(row: number, a: number, k: number): number {
     if (!this.probabilities) return 0

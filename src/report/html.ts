@@ -180,7 +180,7 @@ export async function renderReport(data: ReportData, meta: { version: string }):
       ws === null ? '<span class="note">—</span>' : `<span class="words">${ws.map((w) => `<span${s.known.has(w) ? ' class="known"' : ''}>${e(w)}</span>`).join('')}</span>`
     const head = `<p class="note">One row per ID prefix (the most populated regions of the run, spread over distinct style / complexity / era first). Default path: real catalogue words in the region, ranked by fit and calibrated attribute probability (never training words). Baseline: catalogue words in the region nearest its centre. The tuned LM (${e(
       s.lmModel ?? 'the run’s decoder',
-    )} with its LoRA adapter) is measured against both in the evaluation below; it writes coined words on request. <i>Italic</i> words are in the training corpora; the rest are new.</p>`
+    )} with its LoRA adapter) is measured against both in the evaluation (the benchmark tables below, <code>npm run eval</code>): it does not beat the catalogue ranking on held-out words, so it is not the default path; it writes coined words on request. <i>Italic</i> words are in the training corpora; the rest are new.</p>`
     const rows = s.rows
       .map(
         (r) =>

@@ -8,6 +8,7 @@
  *     <root>/artifacts/<name>                 the raw bytes (e.g. safetensors)
  *     <root>/artifacts/<name>.meta.json       {name, size, sha256, contentType, meta, createdAt}
  *     <root>/history/<user>/<YYYY-MM-DD>.json
+ *     <root>/profiles/<user>.json
  *     <root>/locks/<name>.lock                {pid, hostname, acquiredAt, purpose, token, ttlMs}
  *
  * Every JSON file is an envelope `{format, sha256, data}` whose checksum covers `data`; writes
@@ -24,7 +25,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { createReadStream } from 'node:fs'
-import { mkdir, open, readdir, readFile, rename, stat, unlink, utimes } from 'node:fs/promises'
+import { link, mkdir, open, readdir, readFile, rename, rm, stat, unlink, utimes } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { CorruptFileError, InvalidInputError, StoreError } from '../errors.js'
 import { cellIndex, parseCellKey, type Cell } from '../types.js'
@@ -35,6 +36,8 @@ import {
   checkHistory,
   checkHistoryQuery,
   checkId,
+  checkListProfiles,
+  checkProfile,
   checkLimit,
   checkRun,
   checkUser,
@@ -49,9 +52,11 @@ import {
   type GetArtifactOptions,
   type HistoryEntry,
   type HistoryQuery,
+  type ListProfilesOptions,
   type ListRunsOptions,
   type LockHolder,
   type LockOptions,
+  type ProfileDoc,
   type PutArtifactOptions,
   type RunDoc,
   type SemanticCodes,
@@ -228,10 +233,18 @@ export class FileStore implements Store {
     return join(this.root, 'semantic_ids', `${runId}.json`)
   }
 
-  private historyDir(user: string): string {
+  /** A user's name in file names: itself when safe, else hashed (`_` cannot start a SAFE_ID). */
+  private userKey(user: string): string {
     checkUser(user)
-    // Users that are not safe file names (an e-mail address) get a hashed folder; `_` cannot start a SAFE_ID.
-    return join(this.root, 'history', SAFE_ID.test(user) ? user : `_${sha256Hex(user).slice(0, 32)}`)
+    return SAFE_ID.test(user) ? user : `_${sha256Hex(user).slice(0, 32)}`
+  }
+
+  private historyDir(user: string): string {
+    return join(this.root, 'history', this.userKey(user))
+  }
+
+  private profilePath(user: string): string {
+    return join(this.root, 'profiles', `${this.userKey(user)}.json`)
   }
 
   private async readEnvelope(path: string): Promise<unknown | null> {
@@ -264,6 +277,40 @@ export class FileStore implements Store {
       await writeFileAtomic(path, env)
     } catch (err) {
       throw new StoreError(`cannot write ${path}`, { cause: err })
+    }
+  }
+
+  /**
+   * Writes an envelope only if `path` does not exist: the complete file is made under a
+   * temporary name, then hard-linked to `path`, which fails when another writer got there
+   * first. Returns false then.
+   */
+  private async createEnvelope(path: string, data: unknown): Promise<boolean> {
+    const body = JSON.stringify(data)
+    const env = `{"format":${JSON.stringify(FORMAT)},"sha256":"${sha256Hex(body)}","data":${body}}\n`
+    const dir = dirname(path)
+    const tmp = tmpName(path)
+    try {
+      await mkdir(dir, { recursive: true })
+      const fh = await open(tmp, 'wx', 0o600)
+      try {
+        await fh.writeFile(env)
+        await fh.sync()
+      } finally {
+        await fh.close()
+      }
+      try {
+        await link(tmp, path)
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false
+        throw err
+      }
+      await syncDir(dir)
+      return true
+    } catch (err) {
+      throw new StoreError(`cannot write ${path}`, { cause: err })
+    } finally {
+      await unlink(tmp).catch(() => {})
     }
   }
 
@@ -661,6 +708,66 @@ export class FileStore implements Store {
       out.push(e)
     }
     return out
+  }
+
+  async putHistoryIfAbsent(entry: HistoryEntry): Promise<HistoryEntry> {
+    const e = checkHistory(entry)
+    const path = join(this.historyDir(e.user), `${e.date}.json`)
+    if (await this.createEnvelope(path, e)) return e
+    const there = (await this.readEnvelope(path)) as HistoryEntry | null
+    if (!there) throw new StoreError(`${path} vanished while it was being read; try again`)
+    return there
+  }
+
+  async deleteHistory(user: string): Promise<number> {
+    const dir = this.historyDir(user)
+    let n = 0
+    for (const f of await this.list(dir)) {
+      if (await this.unlinkIfThere(join(dir, f))) n += /^\d{4}-\d{2}-\d{2}\.json$/.test(f) ? 1 : 0
+    }
+    try {
+      await rm(dir, { recursive: true, force: true })
+    } catch (err) {
+      throw new StoreError(`cannot delete ${dir}`, { cause: err })
+    }
+    return n
+  }
+
+  // -------------------------------------------------------------------------------------
+  // profiles: one file per user
+
+  async getProfile(user: string): Promise<ProfileDoc | null> {
+    const path = this.profilePath(user)
+    const doc = (await this.readEnvelope(path)) as ProfileDoc | null
+    if (doc && doc.user !== user) throw new StoreError(`${path} holds the profile of ${JSON.stringify(doc.user)}, not ${JSON.stringify(user)}`)
+    return doc
+  }
+
+  async putProfile(doc: ProfileDoc): Promise<void> {
+    const d = checkProfile(doc)
+    await this.writeEnvelope(this.profilePath(d.user), d)
+  }
+
+  /** In file-name order (a safe name is its own file name; others sort by their hash). */
+  async listProfiles(options: ListProfilesOptions = {}): Promise<ProfileDoc[]> {
+    const o = checkListProfiles(options)
+    if (o.limit === 0) return []
+    const dir = join(this.root, 'profiles')
+    const files = await this.list(dir)
+    await this.sweep(dir, files)
+    const after = o.after === undefined ? undefined : `${this.userKey(o.after)}.json`
+    const names = files.filter((f) => f.endsWith('.json') && !f.endsWith('.tmp') && (after === undefined || f > after)).sort()
+    const out: ProfileDoc[] = []
+    for (const f of names) {
+      if (o.limit !== undefined && out.length >= o.limit) break
+      const doc = (await this.readEnvelope(join(dir, f))) as ProfileDoc | null
+      if (doc) out.push(doc)
+    }
+    return out
+  }
+
+  async deleteProfile(user: string): Promise<boolean> {
+    return this.unlinkIfThere(this.profilePath(user))
   }
 
   // -------------------------------------------------------------------------------------

@@ -16,6 +16,8 @@ import {
   checkHistory,
   checkHistoryQuery,
   checkId,
+  checkListProfiles,
+  checkProfile,
   checkLimit,
   checkRun,
   checkUser,
@@ -29,9 +31,11 @@ import {
   type GetArtifactOptions,
   type HistoryEntry,
   type HistoryQuery,
+  type ListProfilesOptions,
   type ListRunsOptions,
   type LockHolder,
   type LockOptions,
+  type ProfileDoc,
   type PutArtifactOptions,
   type RunDoc,
   type SemanticCodes,
@@ -51,6 +55,7 @@ export class MemoryStore implements Store {
   private semantic = new Map<string, Map<string, SemanticCodes>>()
   private artifacts = new Map<string, { bytes: Buffer; info: string }>()
   private history = new Map<string, string>()
+  private profiles = new Map<string, string>()
   private locks = new Map<string, { holder: LockHolder; ttlMs: number; refreshedAt: number }>()
 
   async getCorpus(setId: string, cell: Cell): Promise<StoredCorpus | null> {
@@ -231,6 +236,52 @@ export class MemoryStore implements Store {
       .filter((e) => e.user === user && historyInWindow(e, q))
       .sort((a, b) => (a.date < b.date ? 1 : a.date > b.date ? -1 : 0))
       .slice(0, q.limit)
+  }
+
+  async putHistoryIfAbsent(entry: HistoryEntry): Promise<HistoryEntry> {
+    const e = checkHistory(entry)
+    const key = JSON.stringify([e.user, e.date])
+    const there = this.history.get(key)
+    if (there !== undefined) return clone<HistoryEntry>(there)
+    this.history.set(key, JSON.stringify(e))
+    return clone<HistoryEntry>(JSON.stringify(e))
+  }
+
+  async deleteHistory(user: string): Promise<number> {
+    checkUser(user)
+    let n = 0
+    for (const [k, v] of this.history) {
+      if (clone<HistoryEntry>(v).user === user) {
+        this.history.delete(k)
+        n++
+      }
+    }
+    return n
+  }
+
+  async getProfile(user: string): Promise<ProfileDoc | null> {
+    checkUser(user)
+    const s = this.profiles.get(user)
+    return s === undefined ? null : clone<ProfileDoc>(s)
+  }
+
+  async putProfile(doc: ProfileDoc): Promise<void> {
+    const d = checkProfile(doc)
+    this.profiles.set(d.user, JSON.stringify(d))
+  }
+
+  async listProfiles(options: ListProfilesOptions = {}): Promise<ProfileDoc[]> {
+    const o = checkListProfiles(options)
+    return [...this.profiles.keys()]
+      .filter((u) => o.after === undefined || u > o.after)
+      .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+      .slice(0, o.limit)
+      .map((u) => clone<ProfileDoc>(this.profiles.get(u)!))
+  }
+
+  async deleteProfile(user: string): Promise<boolean> {
+    checkUser(user)
+    return this.profiles.delete(user)
   }
 
   acquireLock(name: string, options: LockOptions = {}): Promise<StoreLock> {

@@ -10,6 +10,7 @@
  *     artifacts      GridFS bucket `artifacts` (artifacts.files, artifacts.chunks);
  *                    metadata {sha256, size, contentType, meta, createdAt}
  *     history        {_id: '["<user>","<date>"]', user, date, doc}  unique (user, date)
+ *     profiles       {_id: user, user, doc}                          unique user
  *     locks          {_id: name, holder, ttlMs, acquiredAtMs, expiresAt}   insert-once
  *     lock_beats     {_id: holder token, name, refreshedAtMs, expiresAt}
  *
@@ -33,6 +34,8 @@ import {
   checkArtifactName,
   checkHistory,
   checkHistoryQuery,
+  checkListProfiles,
+  checkProfile,
   checkId,
   checkLimit,
   checkRun,
@@ -44,6 +47,8 @@ import {
   type GetArtifactOptions,
   type HistoryEntry,
   type HistoryQuery,
+  type ListProfilesOptions,
+  type ProfileDoc,
   type ListRunsOptions,
   type LockHolder,
   type LockOptions,
@@ -204,6 +209,7 @@ export class MongoStore implements Store {
       await this.col('runs').createIndex({ configHash: 1 }, { name: 'configHash' })
       await this.col('semantic_ids').createIndex({ runId: 1, word: 1 }, { unique: true, name: 'runId_word_unique' })
       await this.col('history').createIndex({ user: 1, date: 1 }, { unique: true, name: 'user_date_unique' })
+      await this.col('profiles').createIndex({ user: 1 }, { unique: true, name: 'user_unique' })
       // GridFS's own indexes (the driver makes them on the first upload into an empty bucket).
       await this.col('artifacts.files').createIndex({ filename: 1, uploadDate: 1 }, { name: 'filename_1_uploadDate_1' })
       await this.col('artifacts.chunks').createIndex({ files_id: 1, n: 1 }, { unique: true, name: 'files_id_1_n_1' })
@@ -586,6 +592,61 @@ export class MongoStore implements Store {
       return (q.limit === undefined ? cur : cur.limit(q.limit)).toArray()
     })
     return all.map((w) => (w as unknown as Wrapped<HistoryEntry>).doc)
+  }
+
+  /** Insert-once by `_id` (the unique (user, date) index backs it); the loser reads the winner's. */
+  async putHistoryIfAbsent(entry: HistoryEntry): Promise<HistoryEntry> {
+    const e = checkHistory(entry)
+    const id = JSON.stringify([e.user, e.date])
+    return this.op(`saving the history of ${JSON.stringify(e.user)} on ${e.date}`, async () => {
+      try {
+        await this.col('history').insertOne({ _id: id as never, user: e.user, date: e.date, doc: e })
+        return e
+      } catch (err) {
+        if (!isDuplicateKey(err)) throw err
+      }
+      const there = await this.col('history').findOne({ _id: id as never })
+      if (!there) throw new StoreError(`the history of ${JSON.stringify(e.user)} on ${e.date} vanished while it was being read; try again`)
+      return (there as unknown as Wrapped<HistoryEntry>).doc
+    })
+  }
+
+  async deleteHistory(user: string): Promise<number> {
+    checkUser(user)
+    // `user` is matched as a value ({user: "<text>"}), never read as an operator.
+    const r = await this.op(`deleting the history of ${JSON.stringify(user)}`, () => this.col('history').deleteMany({ user: { $eq: user } }))
+    return r.deletedCount
+  }
+
+  // -------------------------------------------------------------------------------------
+  // profiles
+
+  async getProfile(user: string): Promise<ProfileDoc | null> {
+    checkUser(user)
+    const w = await this.op(`reading the profile of ${JSON.stringify(user)}`, () => this.col('profiles').findOne({ _id: { $eq: user } as never }))
+    return w ? (w as unknown as Wrapped<ProfileDoc>).doc : null
+  }
+
+  async putProfile(doc: ProfileDoc): Promise<void> {
+    const d = checkProfile(doc)
+    await this.op(`saving the profile of ${JSON.stringify(d.user)}`, () => this.upsert(this.col('profiles'), d.user, { user: d.user, doc: d }))
+  }
+
+  async listProfiles(options: ListProfilesOptions = {}): Promise<ProfileDoc[]> {
+    const o = checkListProfiles(options)
+    if (o.limit === 0) return []
+    const filter: Document = o.after === undefined ? {} : { _id: { $gt: o.after } }
+    const all = await this.op('listing profiles', () => {
+      const cur = this.col('profiles').find(filter).sort({ _id: 1 })
+      return (o.limit === undefined ? cur : cur.limit(o.limit)).toArray()
+    })
+    return all.map((w) => (w as unknown as Wrapped<ProfileDoc>).doc)
+  }
+
+  async deleteProfile(user: string): Promise<boolean> {
+    checkUser(user)
+    const r = await this.op(`deleting the profile of ${JSON.stringify(user)}`, () => this.col('profiles').deleteOne({ _id: { $eq: user } as never }))
+    return r.deletedCount > 0
   }
 
   // -------------------------------------------------------------------------------------

@@ -160,6 +160,41 @@ export interface HistoryEntry {
   createdAt: string
 }
 
+/** A word a person liked or disliked, and when. */
+export interface FeedbackEntry {
+  word: string
+  /** ISO 8601 time of the (latest) like or dislike. */
+  at: string
+}
+
+/**
+ * What the store keeps about a person: their feedback, and the preference vector and semantic
+ * ID made from it (see `src/profile/`) under the run named by `runId`. The words shown to them
+ * are their word-of-the-day history.
+ */
+export interface ProfileDoc {
+  schema: typeof PROFILE_SCHEMA
+  user: string
+  liked: FeedbackEntry[]
+  disliked: FeedbackEntry[]
+  /** Unit float32 preference vector, base64 (absent with no likes). */
+  vector?: string
+  /** Its semantic ID under `runId`'s codebooks. */
+  id?: number[]
+  runId?: string
+  /** Bumped on every change. */
+  version: number
+  updatedAt: string
+}
+
+export const PROFILE_SCHEMA = 'wotd.profile/v1'
+
+export interface ListProfilesOptions {
+  /** Only users after this one (by code unit order): a cursor for paging. */
+  after?: string
+  limit?: number
+}
+
 export interface HistoryQuery {
   /** Earliest date, inclusive (`YYYY-MM-DD`). */
   from?: string
@@ -247,6 +282,22 @@ export interface Store extends CorpusStore {
   /** A user's entries in a date window, newest date first. */
   getHistory(user: string, query?: HistoryQuery): Promise<HistoryEntry[]>
 
+  /**
+   * Saves the entry unless the user already has one for that date; returns the stored entry
+   * (the new one, or the one that was there). Atomic: of concurrent callers exactly one writes.
+   */
+  putHistoryIfAbsent(entry: HistoryEntry): Promise<HistoryEntry>
+  /** Deletes every history entry of a user; returns how many there were. */
+  deleteHistory(user: string): Promise<number>
+
+  // profiles (change them through `src/profile/`, which serialises writers per user)
+  getProfile(user: string): Promise<ProfileDoc | null>
+  /** Saves (replaces) a profile. */
+  putProfile(doc: ProfileDoc): Promise<void>
+  /** Profiles by user name (code unit order), after a cursor: for streaming every profile. */
+  listProfiles(options?: ListProfilesOptions): Promise<ProfileDoc[]>
+  deleteProfile(user: string): Promise<boolean>
+
   // locks
   /**
    * Takes the named lock (e.g. `train`) so that two processes never write one store at the
@@ -284,11 +335,18 @@ export function checkArtifactName(name: string): string[] {
   return parts
 }
 
-/** A user of the word-of-the-day history: 1 to 256 characters, no control characters. */
+/** Longest user name. */
+export const MAX_USER_LENGTH = 200
+
+/**
+ * A user name: 1 to 200 characters, no control characters. Any other text is a plain name:
+ * stores never use it as a path or a query operator unescaped.
+ */
 export function checkUser(user: string): void {
   // eslint-disable-next-line no-control-regex
-  if (typeof user !== 'string' || user.length === 0 || user.length > 256 || /[\u0000-\u001f\u007f]/.test(user)) {
-    throw new InvalidInputError(`user ${JSON.stringify(user)} must be 1 to 256 characters without control characters`)
+  if (typeof user !== 'string' || user.length === 0 || user.length > MAX_USER_LENGTH || /[\u0000-\u001f\u007f-\u009f]/.test(user)) {
+    const shown = typeof user === 'string' && user.length > 60 ? `${JSON.stringify(user.slice(0, 40))}... (${user.length} characters)` : JSON.stringify(user)
+    throw new InvalidInputError(`user name ${shown} must be 1 to ${MAX_USER_LENGTH} characters without control characters`)
   }
 }
 
@@ -381,6 +439,28 @@ export function checkHistory(entry: HistoryEntry): HistoryEntry {
   if (entry.runId !== undefined) checkId('run id', entry.runId)
   if (typeof entry.createdAt !== 'string' || Number.isNaN(Date.parse(entry.createdAt))) throw new InvalidInputError('history entry: createdAt must be an ISO 8601 time')
   return toStorable('history entry', entry)
+}
+
+export function checkProfile(doc: ProfileDoc): ProfileDoc {
+  if (!doc || typeof doc !== 'object') throw new InvalidInputError('profile must be an object')
+  if (doc.schema !== PROFILE_SCHEMA) throw new InvalidInputError(`profile schema must be ${PROFILE_SCHEMA}, got ${JSON.stringify(doc.schema)}`)
+  checkUser(doc.user)
+  for (const list of [doc.liked, doc.disliked]) {
+    if (!Array.isArray(list)) throw new InvalidInputError('profile liked and disliked must be arrays')
+    for (const f of list) {
+      checkWord(f?.word)
+      if (typeof f.at !== 'string' || Number.isNaN(Date.parse(f.at))) throw new InvalidInputError(`profile of ${JSON.stringify(doc.user)}: the time of "${f.word}" must be an ISO 8601 time`)
+    }
+  }
+  if (!Number.isSafeInteger(doc.version) || doc.version < 0) throw new InvalidInputError('profile version must be a non-negative integer')
+  if (doc.runId !== undefined) checkId('run id', doc.runId)
+  return toStorable('profile', doc)
+}
+
+export function checkListProfiles(o: ListProfilesOptions = {}): ListProfilesOptions {
+  if (o.after !== undefined) checkUser(o.after)
+  checkLimit(o.limit)
+  return o
 }
 
 export function checkHistoryQuery(q: HistoryQuery = {}): HistoryQuery {

@@ -322,6 +322,7 @@ impl NativeWordGenerator {
     #[napi]
     pub fn close(&mut self) {
         self.inner = None;
+        crate::runtime::release_free_memory();
     }
 
     #[napi(getter)]

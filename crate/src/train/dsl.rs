@@ -90,8 +90,11 @@ pub fn train_dsl(req: DslTrainRequest, on_progress: &mut dyn FnMut(&Progress), c
     let cfg = TrainConfig { pad_token_id: pad, ..req.train };
     std::fs::create_dir_all(&req.out_dir).map_err(|e| WotdError::io(&req.out_dir, e))?;
     write_prompt_note(&req.out_dir, &resolved.id, req.vocab.as_ref(), req.system_prompt.as_deref(), seed_words, max_length, end_of_turn)?;
-    let trainer = Trainer::new(&model, &data, cfg, &req.out_dir)?;
-    let outcome = trainer.run_until_stopped(req.resume, on_progress, cancel)?;
+    let outcome = Trainer::new(&model, &data, cfg, &req.out_dir)?.run_until_stopped(req.resume, on_progress, cancel);
+    // The caller usually loads a generator next; the trainer's freed pages must not sit under it.
+    drop(model);
+    crate::runtime::release_free_memory();
+    let outcome = outcome?;
     Ok(DslTrainOutcome {
         outcome,
         train_examples: data.train.len(),

@@ -193,6 +193,8 @@ impl<'a, M: TrainableLm + ?Sized> Trainer<'a, M> {
             } else {
                 self.step(&mut st, &mut opt, &dropout, cancel).context(|| format!("training step {}", st.step + 1))?
             };
+            // A step frees about as much as it allocated; what the allocator keeps would add up.
+            crate::runtime::release_free_memory();
             let Some((loss, grad_norm, lr, tokens)) = stepped else {
                 (st.epoch, st.next_batch, st.epoch_batches) = (before.0, before.1, before.2);
                 *dropout.lock().expect("dropout lock") = SeededRng::from_state(before.3);

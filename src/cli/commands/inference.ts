@@ -8,13 +8,13 @@ import { parsePattern } from '../../semantic/index.js'
 import { callNative } from '../../errors.js'
 import { printJson, progressBar, table } from '../output.js'
 
-interface Common {
+export interface Common {
   store?: string
   run?: string
   json?: boolean
 }
 
-async function withModel<T>(o: Common, f: (m: WOTDModel) => Promise<T>): Promise<T> {
+export async function withModel<T>(o: Common, f: (m: WOTDModel) => Promise<T>): Promise<T> {
   // A machine that has not embedded the word catalogue yet does it once (minutes): show it.
   const bar = progressBar('embedding the word catalogue (once per embedder)', { quiet: o.json })
   const m = await WOTDModel.open({ store: o.store, runId: o.run, onProgress: (p) => bar.update(p.done, p.total) })
@@ -33,8 +33,8 @@ function num(name: string, v: string | undefined, float = false): number | undef
   return Number(v)
 }
 
-const storeOpt = ['--store <spec>', 'a folder or mongodb:// URI (default $MONGODB_URI, else $WOTD_HOME or ./.wotd)'] as const
-const runOpt = ['--run <id>', 'a run id (default: the newest completed run)'] as const
+export const storeOpt = ['--store <spec>', 'a folder or mongodb:// URI (default $MONGODB_URI, else $WOTD_HOME or ./.wotd)'] as const
+export const runOpt = ['--run <id>', 'a run id (default: the newest completed run)'] as const
 
 export function registerInference(program: Command): void {
   program
@@ -121,7 +121,7 @@ export function registerInference(program: Command): void {
     .option('--user <name>', 'whose word', 'default')
     .option('--date <yyyy-mm-dd>', 'which day (default: today, UTC)')
     .option('--window <days>', 'no repeat within this many days', '30')
-    .option('--like <words>', 'comma-separated words the user likes')
+    .option('--like <words>', 'comma-separated liked words for this call only (default: the stored profile; see `wotd like`)')
     .option(...storeOpt)
     .option(...runOpt)
     .option('--json', 'print JSON')

@@ -5,7 +5,7 @@ import { InvalidInputError } from '../../errors.js'
 import { isProfileName, listModels, pullModel, pullProfile, type PullProgress } from '../../models/index.js'
 import { formatBytes, printJson, progressBar, table } from '../output.js'
 
-function progressPrinter(json: boolean) {
+export function progressPrinter(json: boolean) {
   const bars = new Map<string, ReturnType<typeof progressBar>>()
   return {
     onProgress(p: PullProgress) {

@@ -4,7 +4,9 @@ import pc from 'picocolors'
 import { InvalidInputError } from '../../errors.js'
 import { trainingConfig } from '../../pipeline/config.js'
 import { WOTDTrainer, type PipelineProgress, type TrainingConfigInput, type TrainingResults } from '../../pipeline/index.js'
+import { isProfileName, pullMissing } from '../../models/index.js'
 import { formatBytes, printJson, progressBar, table, type Progress } from '../output.js'
+import { progressPrinter } from './models.js'
 
 interface TrainOptions {
   profile: string
@@ -107,6 +109,19 @@ export function registerTrain(program: Command): void {
         if (p.phase === 'done') bars.get(p.stage)?.stop()
       }
       try {
+        // A first run pulls the profile's models itself (with a bar per file), so a newcomer
+        // needs no separate `wotd models pull`.
+        if (isProfileName(opts.profile)) {
+          const pulling = progressPrinter(json)
+          try {
+            const skip = [...(opts.embedder ? ['embedder' as const] : []), ...(opts.decoder ? ['decoder' as const] : [])]
+            const pulled = await pullMissing(opts.profile, { onProgress: pulling.onProgress, signal: ac.signal, skip })
+            pulling.stop()
+            for (const m of pulled) if (!json) process.stderr.write(pc.dim(`pulled the ${m.role} ${m.id} (${m.location.source}, ${formatBytes(m.location.sizeBytes)})\n`))
+          } finally {
+            pulling.stop()
+          }
+        }
         const r = await trainer.trainCompletePipeline({ onProgress, signal: ac.signal, waitForLock: opts.wait })
         for (const b of bars.values()) b.stop()
         if (json) printJson(r)
