@@ -5,7 +5,7 @@ import test from 'ava'
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { FileStore, InvalidInputError, WOTDModel, WOTDTrainer } from '../src/index.js'
+import { CancelledError, FileStore, InvalidInputError, WOTDModel, WOTDTrainer } from '../src/index.js'
 import { DISLIKE_SHARE, likeWeights, preferenceVector, vectorFromBase64, vectorToBase64, withFeedback, emptyProfile } from '../src/profile/index.js'
 import { runCli } from './helpers/cli.js'
 import { tinyConfig } from './helpers/tiny-pipeline.js'
@@ -164,4 +164,42 @@ test.serial('the CLI: like, dislike, profile, today from the profile, forget', a
   const forget = await runCli(['forget', '--user', 'dee'], { env })
   t.is(forget.code, 0)
   t.regex(forget.stdout, /forgot dee: profile, 1 word of the day/)
+})
+
+test.serial('every profile gets its day: paged, resumable after a cancel, the same words as one by one; the CLI', async (t) => {
+  const { store } = await trained
+  const fs = new FileStore({ dir: store })
+  const m = await WOTDModel.open({ store })
+  const users = ['u1', 'u2', 'u3', 'u4', 'u5']
+  try {
+    for (const [i, u] of users.entries()) await m.like(u, [['gossamer'], ['moonlight'], ['software'], ['forsooth'], ['gloom']][i])
+    const total = await fs.countProfiles()
+    t.true(total >= users.length)
+    const ac = new AbortController()
+    await t.throwsAsync(
+      m.wordsOfTheDayForAll({ date: '2026-12-10', pageSize: 2, signal: ac.signal, onProgress: (p) => p.done === 2 && ac.abort() }),
+      { instanceOf: CancelledError, message: new RegExp(`cancelled after 2 of ${total} profiles \\(2 words stored\\); run it again`) },
+    )
+    const r = await m.wordsOfTheDayForAll({ date: '2026-12-10', pageSize: 2 })
+    t.deepEqual([r.users, r.existing, r.made, r.failedCount], [total, 2, total - 2, 0], 'the two made before the cancel are kept')
+    const again = await m.wordsOfTheDayForAll({ date: '2026-12-10' })
+    t.deepEqual([again.made, again.existing], [0, total], 'a rerun makes nothing new')
+    for (const u of users) {
+      const h = await fs.getHistory(u, { from: '2026-12-10', to: '2026-12-10' })
+      t.is(h.length, 1)
+      t.is((await m.wordOfTheDay({ user: u, date: '2026-12-10' })).word, h[0].word, 'the same word as asking for the one user')
+    }
+    await t.throwsAsync(m.wordsOfTheDayForAll({ date: '2026-13-01' }), { instanceOf: InvalidInputError, message: /bad date/ })
+  } finally {
+    await m.close()
+  }
+  const env = { WOTD_HOME: store, MONGODB_URI: '' }
+  const cli = await runCli(['today', '--all', '--date', '2026-12-11', '--json'], { env })
+  t.is(cli.code, 0, cli.stderr)
+  const out = JSON.parse(cli.stdout)
+  t.is(out.users, await fs.countProfiles())
+  t.deepEqual([out.made, out.existing], [out.users, 0])
+  const bad = await runCli(['today', '--all', '--like', 'x'], { env })
+  t.is(bad.code, 2)
+  t.regex(bad.stderr, /--like is for one user/)
 })

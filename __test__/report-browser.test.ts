@@ -15,33 +15,19 @@
  *   apt-get install -y --no-install-recommends chromium fonts-liberation
  */
 import test, { type ExecutionContext } from 'ava'
-import { existsSync } from 'node:fs'
 import { copyFile, mkdir, mkdtemp, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { chromium, type BrowserContext } from 'playwright-core'
 import { buildReport } from '../src/report/index.js'
-import { inCI } from './helpers/cli.js'
+import { browserTest as makeBrowserTest, CHROMIUM, CHROMIUM_ARGS, haveChromium, MISSING_IN_CI } from './helpers/chromium.js'
 import { fakeModel, makeSyntheticRun, removeTempDirs, tempDir } from './report-fixture.js'
 
-/** Debian's chromium; `WOTD_CHROMIUM` points elsewhere (e.g. another machine's Chrome). */
-const CHROMIUM = process.env.WOTD_CHROMIUM?.trim() || '/usr/bin/chromium'
-const INSTALL = 'apt-get install -y --no-install-recommends chromium fonts-liberation'
 const root = join(import.meta.dirname, '..')
 const RESULTS = join(root, 'benchmark', 'results')
 const realStore = process.env.WOTD_REPORT_STORE?.trim() || undefined
 
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-]
 
 interface PlotCheck {
   id: string
@@ -61,7 +47,7 @@ async function checkInBrowser(t: ExecutionContext, file: string, screenshot: str
     context = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
       headless: true,
-      args: ARGS,
+      args: CHROMIUM_ARGS,
       viewport: { width: 1280, height: 900 },
       deviceScaleFactor: 1,
       offline: true,
@@ -128,16 +114,13 @@ async function checkInBrowser(t: ExecutionContext, file: string, screenshot: str
   }
 }
 
-const have = existsSync(CHROMIUM)
-if (!have && !inCI) {
-  console.warn(`\n[report-browser] SKIPPED: ${CHROMIUM} is missing; install it with \`${INSTALL}\` to run the browser test.\n`)
-}
+const have = haveChromium
 test.after.always(removeTempDirs)
 
-const browserTest = have ? test.serial : inCI ? test.serial : test.serial.skip
+const browserTest = makeBrowserTest('report-browser')
 
 browserTest('the report of a synthetic run renders in chromium: every plot drawn, no errors, nothing fetched', async (t) => {
-  if (!have) return t.fail(`${CHROMIUM} is missing; CI must install it: ${INSTALL}`)
+  if (!have) return t.fail(MISSING_IN_CI)
   const f = await makeSyntheticRun()
   const out = join(await tempDir('wotd-report-html-'), 'report.html')
   const r = await buildReport({ store: f.store, out, model: false })
@@ -153,7 +136,7 @@ browserTest('the report of a synthetic run renders in chromium: every plot drawn
 })
 
 browserTest('with a model stand-in the sample grid renders too', async (t) => {
-  if (!have) return t.fail(`${CHROMIUM} is missing; CI must install it: ${INSTALL}`)
+  if (!have) return t.fail(MISSING_IN_CI)
   const f = await makeSyntheticRun()
   const out = join(await tempDir('wotd-report-html-'), 'report.html')
   await buildReport({ store: f.store, out, model: fakeModel(f.words) })
@@ -162,7 +145,7 @@ browserTest('with a model stand-in the sample grid renders too', async (t) => {
 
 const realTest = realStore ? browserTest : test.skip
 realTest('the report of a trained run (WOTD_REPORT_STORE) renders in chromium', async (t) => {
-  if (!have) return t.fail(`${CHROMIUM} is missing; CI must install it: ${INSTALL}`)
+  if (!have) return t.fail(MISSING_IN_CI)
   const out = join(await tempDir('wotd-report-html-'), 'report.html')
   const r = await buildReport({ store: realStore, out })
   t.log(`run ${r.runId}: ${r.plots.length} plots; not available: ${r.unavailable.map((u) => `${u.section} (${u.why})`).join('; ') || 'nothing'}`)

@@ -321,6 +321,14 @@ function contract(name: string, make: Factory): void {
     await t.throwsAsync(s.putHistory({ user: 'ada', date: '2026-02-30', word: 'x', createdAt: at }), { instanceOf: InvalidInputError, message: /2026-02-30/ })
     await t.throwsAsync(s.putHistory({ user: '', date: '2026-02-03', word: 'x', createdAt: at }), { instanceOf: InvalidInputError })
     await t.throwsAsync(s.getHistory('ada', { from: 'last week' }), { instanceOf: InvalidInputError })
+    // Many users at once: the same entries as one by one, every user a key, limit per user.
+    const many = await s.getHistories(['ada', 'grace@example.com', 'nobody', '{"$gt":""}'], { from: '2026-02-27', to: '2026-03-01', limit: 2 })
+    t.deepEqual([...many.keys()], ['ada', 'grace@example.com', 'nobody', '{"$gt":""}'])
+    t.deepEqual(many.get('ada'), await s.getHistory('ada', { from: '2026-02-27', to: '2026-03-01', limit: 2 }))
+    t.deepEqual(many.get('grace@example.com')!.map((e) => e.date), ['2026-03-01', '2026-02-28'])
+    t.deepEqual([many.get('nobody'), many.get('{"$gt":""}')], [[], []])
+    t.deepEqual((await s.getHistories([])).size, 0)
+    await t.throwsAsync(s.getHistories(['ada', '']), { instanceOf: InvalidInputError })
   })
 
   test(`${name}: history: insert-if-absent keeps the first of concurrent writers; delete a user's history`, async (t) => {
@@ -353,7 +361,9 @@ function contract(name: string, make: Factory): void {
       updatedAt: '2026-03-01T08:00:00.000Z',
     })
     const users = ['ada', 'bob', '../../x', '{"$gt":""}', 'grace@example.com', 'Zoë', '$where']
+    t.is(await s.countProfiles(), 0)
     for (const u of users) await s.putProfile(profile(u, `w-${u.length}`))
+    t.is(await s.countProfiles(), users.length)
     t.is(await s.getProfile('nobody'), null)
     t.deepEqual(await s.getProfile('{"$gt":""}'), profile('{"$gt":""}', 'w-10'))
     await s.putProfile({ ...profile('ada', 'replaced'), version: 2 })
@@ -373,6 +383,7 @@ function contract(name: string, make: Factory): void {
     t.false(await s.deleteProfile('../../x'))
     t.is(await s.getProfile('../../x'), null)
     t.is((await s.listProfiles()).length, users.length - 1)
+    t.is(await s.countProfiles(), users.length - 1)
     await t.throwsAsync(s.putProfile({ ...profile('ada', 'x'), schema: 'other' as never }), { instanceOf: InvalidInputError, message: /schema/ })
     await t.throwsAsync(s.getProfile('x'.repeat(201)), { instanceOf: InvalidInputError, message: /1 to 200/ })
     await t.throwsAsync(s.putProfile(profile('a\u0000b', 'x')), { instanceOf: InvalidInputError, message: /control characters/ })

@@ -18,6 +18,7 @@ export * from './catalogue/index.js'
 export * from './recommend/index.js'
 export * from './eval/index.js'
 export * from './report/index.js'
+export { serve, MIN_TOKEN_LENGTH, type ServeOptions, type RunningServer } from './server/index.js'
 // Stage 4 on its own (any adapter). The package-level `generateWordsFromId` is the pipeline's
 // (it loads a trained run); the adapter-level one is exported as `generateWordsWithAdapter`.
 export {

@@ -11,6 +11,7 @@ import { registerCorpus } from './commands/corpus.js'
 import { registerInference } from './commands/inference.js'
 import { registerProfile } from './commands/profile.js'
 import { registerRuns } from './commands/runs.js'
+import { registerServe } from './commands/serve.js'
 import { registerTrain } from './commands/train.js'
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerCorpus(program)
   registerInference(program)
   registerProfile(program)
+  registerServe(program)
   registerRuns(program)
   registerModels(program)
   registerReport(program)

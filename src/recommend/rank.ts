@@ -186,12 +186,14 @@ export interface Taste {
   vector: Float32Array
   /** Values 0-3 of style, complexity, era (hybrid and aligned runs). */
   values?: readonly number[]
+  /** `vector`'s dot product with every catalogue row, when already computed for many tastes at once. */
+  cosines?: Float32Array
 }
 
 /** Catalogue rows for a taste, best first, at most `limit`. `scorer: 'nearest'` is plain cosine. */
 export function rankTaste(index: CatalogueIndex, taste: Taste, opts: CandidateFilter & { scorer?: 'default' | 'nearest'; limit: number }): Ranked[] {
   const ok = eligible(index, opts)
-  const cos = dotAll(index.vectors, taste.vector)
+  const cos = taste.cosines ?? dotAll(index.vectors, taste.vector)
   const values = (opts.scorer ?? 'default') === 'default' && index.encoder.named ? taste.values : undefined
   const matches = (row: number) => (values ? values.filter((k, a) => index.ids[4 * row + a] >> 3 === k).length : 0)
   const score = (row: number) => {

@@ -687,6 +687,12 @@ export class FileStore implements Store {
     await this.writeEnvelope(join(this.historyDir(e.user), `${e.date}.json`), e)
   }
 
+  async getHistories(users: readonly string[], query: HistoryQuery = {}): Promise<Map<string, HistoryEntry[]>> {
+    const out = new Map<string, HistoryEntry[]>()
+    for (const u of users) out.set(u, await this.getHistory(u, query))
+    return out
+  }
+
   async getHistory(user: string, query: HistoryQuery = {}): Promise<HistoryEntry[]> {
     const dir = this.historyDir(user)
     const q = checkHistoryQuery(query)
@@ -764,6 +770,10 @@ export class FileStore implements Store {
       if (doc) out.push(doc)
     }
     return out
+  }
+
+  async countProfiles(): Promise<number> {
+    return (await this.list(join(this.root, 'profiles'))).filter((f) => f.endsWith('.json')).length
   }
 
   async deleteProfile(user: string): Promise<boolean> {

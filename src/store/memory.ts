@@ -228,6 +228,12 @@ export class MemoryStore implements Store {
     this.history.set(JSON.stringify([e.user, e.date]), JSON.stringify(e))
   }
 
+  async getHistories(users: readonly string[], query: HistoryQuery = {}): Promise<Map<string, HistoryEntry[]>> {
+    const out = new Map<string, HistoryEntry[]>()
+    for (const u of users) out.set(u, await this.getHistory(u, query))
+    return out
+  }
+
   async getHistory(user: string, query: HistoryQuery = {}): Promise<HistoryEntry[]> {
     checkUser(user)
     const q = checkHistoryQuery(query)
@@ -277,6 +283,10 @@ export class MemoryStore implements Store {
       .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
       .slice(0, o.limit)
       .map((u) => clone<ProfileDoc>(this.profiles.get(u)!))
+  }
+
+  async countProfiles(): Promise<number> {
+    return this.profiles.size
   }
 
   async deleteProfile(user: string): Promise<boolean> {

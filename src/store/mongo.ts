@@ -594,6 +594,24 @@ export class MongoStore implements Store {
     return all.map((w) => (w as unknown as Wrapped<HistoryEntry>).doc)
   }
 
+  async getHistories(users: readonly string[], query: HistoryQuery = {}): Promise<Map<string, HistoryEntry[]>> {
+    for (const u of users) checkUser(u)
+    const q = checkHistoryQuery(query)
+    const out = new Map<string, HistoryEntry[]>(users.map((u) => [u, []]))
+    if (users.length === 0 || q.limit === 0) return out
+    const date: Document = {}
+    if (q.from !== undefined) date.$gte = q.from
+    if (q.to !== undefined) date.$lte = q.to
+    const filter: Document = { user: { $in: [...new Set(users)] }, ...(Object.keys(date).length ? { date } : {}) }
+    const all = await this.op(`reading the history of ${users.length} users`, () => this.col('history').find(filter).sort({ user: 1, date: -1 }).toArray())
+    for (const w of all) {
+      const e = (w as unknown as Wrapped<HistoryEntry>).doc
+      const list = out.get(e.user)
+      if (list && (q.limit === undefined || list.length < q.limit)) list.push(e)
+    }
+    return out
+  }
+
   /** Insert-once by `_id` (the unique (user, date) index backs it); the loser reads the winner's. */
   async putHistoryIfAbsent(entry: HistoryEntry): Promise<HistoryEntry> {
     const e = checkHistory(entry)
@@ -641,6 +659,10 @@ export class MongoStore implements Store {
       return (o.limit === undefined ? cur : cur.limit(o.limit)).toArray()
     })
     return all.map((w) => (w as unknown as Wrapped<ProfileDoc>).doc)
+  }
+
+  async countProfiles(): Promise<number> {
+    return this.op('counting profiles', () => this.col('profiles').countDocuments({}))
   }
 
   async deleteProfile(user: string): Promise<boolean> {

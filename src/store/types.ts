@@ -190,7 +190,7 @@ export interface ProfileDoc {
 export const PROFILE_SCHEMA = 'wotd.profile/v1'
 
 export interface ListProfilesOptions {
-  /** Only users after this one (by code unit order): a cursor for paging. */
+  /** Only users after this one in the store's listing order: a cursor for paging. */
   after?: string
   limit?: number
 }
@@ -281,6 +281,11 @@ export interface Store extends CorpusStore {
   putHistory(entry: HistoryEntry): Promise<void>
   /** A user's entries in a date window, newest date first. */
   getHistory(user: string, query?: HistoryQuery): Promise<HistoryEntry[]>
+  /**
+   * `getHistory` for many users at once (one query where the backend can): every given user is
+   * a key, with `[]` when they have none; `limit` applies per user.
+   */
+  getHistories(users: readonly string[], query?: HistoryQuery): Promise<Map<string, HistoryEntry[]>>
 
   /**
    * Saves the entry unless the user already has one for that date; returns the stored entry
@@ -294,8 +299,13 @@ export interface Store extends CorpusStore {
   getProfile(user: string): Promise<ProfileDoc | null>
   /** Saves (replaces) a profile. */
   putProfile(doc: ProfileDoc): Promise<void>
-  /** Profiles by user name (code unit order), after a cursor: for streaming every profile. */
+  /**
+   * Profiles in a stable order of the store's own (user name in memory and MongoDB, file name
+   * on disk), after a cursor (the last user of the previous page): for streaming every profile.
+   */
   listProfiles(options?: ListProfilesOptions): Promise<ProfileDoc[]>
+  /** How many profiles there are (for progress over `listProfiles`). */
+  countProfiles(): Promise<number>
   deleteProfile(user: string): Promise<boolean>
 
   // locks

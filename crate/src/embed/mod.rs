@@ -10,6 +10,7 @@ pub mod batching;
 mod embedder;
 pub mod pooling;
 pub mod revision;
+pub mod similarity;
 
 #[cfg(test)]
 mod tests;

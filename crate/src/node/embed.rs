@@ -233,3 +233,11 @@ impl NativeEmbedder {
         self.inner.info().dir.display().to_string()
     }
 }
+
+/// Dot products of each query (row-major, `dim` wide) with every row of `matrix`:
+/// `queries.length / dim` blocks of `matrix.length / dim` values. Synchronous: one f32 matrix
+/// product of at most a few hundred milliseconds, on the calling thread and rayon's pool.
+#[napi]
+pub fn dot_products(matrix: Float32Array, queries: Float32Array, dim: u32) -> Result<Float32Array> {
+    guard(|| Ok(Float32Array::new(crate::embed::similarity::dot_products(&matrix, &queries, dim as usize)?)))
+}

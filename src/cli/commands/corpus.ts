@@ -1,4 +1,5 @@
 /** `wotd corpus`: build (or finish) the word corpora of Stage 1. */
+import { onInterrupt } from '../signals.js'
 import { Command, Option } from 'commander'
 import pc from 'picocolors'
 import { SyntheticGenerator, type CorpusEvent, type CorpusResult } from '../../corpus/generator.js'
@@ -88,9 +89,7 @@ export function registerCorpus(program: Command): void {
         else if (e.type === 'progress') bar.update(e.wordsDone, e.wordsTotal, `${e.cellsComplete}/${e.cellsTotal} cells`)
         else if (e.type === 'batch' && e.status === 'submitted') process.stderr.write(pc.dim(`batch ${e.batchId} submitted (${e.total} requests)\n`))
       }
-      const ac = new AbortController()
-      const onSigint = () => ac.abort()
-      process.once('SIGINT', onSigint)
+      const ac = onInterrupt()
       try {
         const gen = new SyntheticGenerator({
           provider: opts.provider,
@@ -124,7 +123,7 @@ export function registerCorpus(program: Command): void {
         }
       } finally {
         bar.stop()
-        process.off('SIGINT', onSigint)
+        ac.dispose()
         await store.close()
       }
     })

@@ -2,11 +2,13 @@
 import type { Command } from 'commander'
 import pc from 'picocolors'
 import { InvalidInputError } from '../../errors.js'
-import { WOTDModel } from '../../pipeline/index.js'
+import { parseDate, WOTDModel } from '../../pipeline/index.js'
 import { native } from '../../native.js'
 import { parsePattern } from '../../semantic/index.js'
 import { callNative } from '../../errors.js'
 import { printJson, progressBar, table } from '../output.js'
+import { onInterrupt } from '../signals.js'
+import { progressPrinter } from './models.js'
 
 export interface Common {
   store?: string
@@ -14,15 +16,30 @@ export interface Common {
   json?: boolean
 }
 
-export async function withModel<T>(o: Common, f: (m: WOTDModel) => Promise<T>): Promise<T> {
+/**
+ * Opens the run, calls `f`, closes. With `cancellable`, Ctrl-C/SIGTERM abort the signal `f`
+ * gets (it must honour it); otherwise they keep their default (the process ends at once).
+ */
+export async function withModel<T>(o: Common, f: (m: WOTDModel, signal: AbortSignal) => Promise<T>, opts: { cancellable?: boolean } = {}): Promise<T> {
   // A machine that has not embedded the word catalogue yet does it once (minutes): show it.
   const bar = progressBar('embedding the word catalogue (once per embedder)', { quiet: o.json })
-  const m = await WOTDModel.open({ store: o.store, runId: o.run, onProgress: (p) => bar.update(p.done, p.total) })
+  // A machine without the run's models pulls them first, with a bar per file.
+  const pulling = progressPrinter(!!o.json)
+  const interrupt = opts.cancellable ? onInterrupt() : { signal: new AbortController().signal, dispose() {} }
+  let m: WOTDModel | undefined
   try {
-    return await f(m)
+    m = await WOTDModel.open({
+      store: o.store,
+      runId: o.run,
+      onProgress: (p) => bar.update(p.done, p.total),
+      pullMissing: { onProgress: pulling.onProgress, signal: interrupt.signal },
+    })
+    return await f(m, interrupt.signal)
   } finally {
+    pulling.stop()
     bar.stop()
-    await m.close()
+    interrupt.dispose()
+    await m?.close()
   }
 }
 
@@ -117,18 +134,32 @@ export function registerInference(program: Command): void {
 
   program
     .command('today')
-    .description('the word of the day for a user (the same all day; no repeat within the window)')
+    .description('the word of the day for a user, or with --all for every profile (the same all day; no repeat within the window)')
     .option('--user <name>', 'whose word', 'default')
+    .option('--all', "every profile in the store: stored as each person's history (a rerun fills only the missing ones)")
     .option('--date <yyyy-mm-dd>', 'which day (default: today, UTC)')
     .option('--window <days>', 'no repeat within this many days', '30')
     .option('--like <words>', 'comma-separated liked words for this call only (default: the stored profile; see `wotd like`)')
     .option(...storeOpt)
     .option(...runOpt)
     .option('--json', 'print JSON')
-    .action(async (o: Common & { user: string; date?: string; window: string; like?: string }) => {
-      const date = o.date ?? new Date().toISOString().slice(0, 10)
+    .action(async (o: Common & { user: string; all?: boolean; date?: string; window: string; like?: string }) => {
+      const date = parseDate(o.date ?? new Date().toISOString().slice(0, 10))
+      const windowDays = num('window', o.window)
+      if (o.all) {
+        if (o.like) throw new InvalidInputError('--like is for one user; --all uses each stored profile')
+        const bar = progressBar(`words of ${date}`, { quiet: o.json })
+        const r = await withModel(o, (m, signal) =>
+          m.wordsOfTheDayForAll({ date, windowDays, signal, onProgress: (p) => bar.update(p.done, p.total, `${p.made} new, ${p.existing} kept${p.failed ? `, ${p.failed} failed` : ''}`) }),
+          { cancellable: true },
+        ).finally(() => bar.stop())
+        if (o.json) return printJson(r)
+        process.stdout.write(`${date}: ${r.users} profiles, ${r.made} new words, ${r.existing} already chosen, ${r.failedCount} without a word (${r.usersPerSecond.toFixed(1)} users/s)\n`)
+        for (const f of r.failed) process.stderr.write(pc.dim(`  ${f.user}: ${f.error}\n`))
+        return
+      }
       const liked = o.like?.split(',').map((w) => w.trim()).filter(Boolean)
-      const r = await withModel(o, (m) => m.wordOfTheDay({ user: o.user, date, windowDays: num('window', o.window), likedWords: liked }))
+      const r = await withModel(o, (m) => m.wordOfTheDay({ user: o.user, date, windowDays, likedWords: liked }))
       if (o.json) return printJson(r)
       process.stdout.write(`${pc.bold(r.word)}${r.partOfSpeech ? pc.dim(` (${r.partOfSpeech})`) : ''}\n`)
       if (r.definition) process.stdout.write(`  ${r.definition}\n`)

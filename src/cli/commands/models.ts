@@ -1,6 +1,7 @@
 /** `wotd models pull|list`. */
 import type { Command } from 'commander'
 import pc from 'picocolors'
+import { onInterrupt } from '../signals.js'
 import { InvalidInputError } from '../../errors.js'
 import { isProfileName, listModels, pullModel, pullProfile, type PullProgress } from '../../models/index.js'
 import { formatBytes, printJson, progressBar, table } from '../output.js'
@@ -34,9 +35,7 @@ export function registerModels(program: Command): void {
     .action(async (opts: { profile: string; model?: string; offline?: boolean; force?: boolean; json?: boolean }) => {
       const json = !!opts.json
       const progress = progressPrinter(json)
-      const ac = new AbortController()
-      const onSigint = () => ac.abort()
-      process.once('SIGINT', onSigint)
+      const ac = onInterrupt()
       try {
         const common = { onProgress: progress.onProgress, offline: opts.offline, force: opts.force, signal: ac.signal }
         if (opts.model) {
@@ -61,7 +60,7 @@ export function registerModels(program: Command): void {
           }
       } finally {
         progress.stop()
-        process.off('SIGINT', onSigint)
+        ac.dispose()
       }
     })
 

@@ -1,6 +1,7 @@
 /** `wotd train`: the whole pipeline on the embedded defaults, with a progress bar per stage. */
 import type { Command } from 'commander'
 import pc from 'picocolors'
+import { onInterrupt } from '../signals.js'
 import { InvalidInputError } from '../../errors.js'
 import { trainingConfig } from '../../pipeline/config.js'
 import { WOTDTrainer, type PipelineProgress, type TrainingConfigInput, type TrainingResults } from '../../pipeline/index.js'
@@ -96,9 +97,7 @@ export function registerTrain(program: Command): void {
         if (!bars.has(stage)) bars.set(stage, progressBar(stage.padEnd(9), { quiet: json }))
         return bars.get(stage)!
       }
-      const ac = new AbortController()
-      const onSigint = () => ac.abort()
-      process.once('SIGINT', onSigint)
+      const ac = onInterrupt()
       const onProgress = (p: PipelineProgress) => {
         if (p.phase === 'skip' && !json) process.stderr.write(pc.dim(`${p.stage}: finished earlier with the same inputs, skipped\n`))
         if (p.message && !json && p.stage === 'corpus') process.stderr.write(pc.dim(`${p.message}\n`))
@@ -128,7 +127,7 @@ export function registerTrain(program: Command): void {
         else process.stdout.write(summary(r) + '\n')
       } finally {
         for (const b of bars.values()) b.stop()
-        process.off('SIGINT', onSigint)
+        ac.dispose()
       }
     })
 }
