@@ -94,3 +94,28 @@ test('--provider openai against a local OpenAI-compatible server; the key never 
   t.regex(denied.stderr, /\[PROVIDER\].*401/)
   t.false(denied.stdout.includes(KEY) || denied.stderr.includes(KEY))
 })
+
+test('Ctrl-C while a server asks to wait days (Retry-After) exits 130 at once', async (t) => {
+  const { spawn } = await import('node:child_process')
+  const fake = await startFakeOpenAI()
+  t.teardown(() => fake.close())
+  fake.script = () => ({ type: 'status', status: 429, headers: { 'retry-after': '999999' }, body: { error: { message: 'slow down' } } })
+  const root = join(import.meta.dirname, '..')
+  const child = spawn(process.execPath, ['--import', '@oxc-node/core/register', join(root, 'src', 'cli', 'bin.ts'), 'corpus', '--provider', 'openai', '--words-per-corpus', '5', '--store', tmp(t)], {
+    cwd: root,
+    env: { ...process.env, OPENAI_API_KEY: KEY, OPENAI_BASE_URL: fake.baseURL, WOTD_HOME: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let stderr = ''
+  child.stderr.on('data', (d) => (stderr += d))
+  // Wait until the server has answered 429, then interrupt once.
+  for (let i = 0; i < 300 && fake.requests.length === 0; i++) await new Promise((r) => setTimeout(r, 50))
+  t.true(fake.requests.length > 0, 'the CLI reached the server')
+  await new Promise((r) => setTimeout(r, 300))
+  const sent = Date.now()
+  child.kill('SIGINT')
+  const code = await new Promise<number | null>((r) => child.on('close', r))
+  t.is(code, 130, stderr)
+  t.true(Date.now() - sent < 10_000, `exited ${Date.now() - sent} ms after the signal`)
+  t.regex(stderr, /CANCELLED/)
+})

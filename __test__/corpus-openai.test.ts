@@ -388,3 +388,24 @@ test('an unknown model price gives a null cost but counts tokens', async (t) => 
   t.true(r.usage.totalTokens > 0)
   t.is(r.setId, 'openai-llama3.1_8b-seed42')
 })
+
+test('a huge Retry-After is cut to maxRetryWaitMs, and the wait ends at once on cancel', async (t) => {
+  const fake = await startFakeOpenAI()
+  t.teardown(() => fake.close())
+  const slowDown = { type: 'status' as const, status: 429, headers: { 'retry-after': '999999' }, body: { error: { message: 'slow down', type: 'rate_limit' } } }
+  fake.queue(slowDown)
+  const started = Date.now()
+  const capped = await make(fake, { openai: { apiKey: KEY, maxRetryWaitMs: 100 } }).gen.generate()
+  assertExact(t, capped.corpora, 10)
+  t.is(fake.requests.length, 2, 'retried after the capped wait')
+  t.true(Date.now() - started < 5000, `${Date.now() - started} ms`)
+
+  // The default cap (60 s) is still long: a signal ends the wait.
+  fake.script = () => slowDown
+  const ac = new AbortController()
+  const { gen } = make(fake, { setId: 'cancelled-wait' })
+  const t0 = Date.now()
+  setTimeout(() => ac.abort(), 300)
+  await t.throwsAsync(gen.generate({ signal: ac.signal }), { instanceOf: CancelledError })
+  t.true(Date.now() - t0 < 3000, `cancelled within ${Date.now() - t0} ms`)
+})

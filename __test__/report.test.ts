@@ -348,3 +348,52 @@ test('wotd report --json --out --run --samples', async (t) => {
   t.true(bad.error instanceof InvalidInputError)
   t.regex((bad.error as Error).message, /--samples must be a whole number 1-64/)
 })
+
+test('--out: a symlink is written through, a FIFO streamed, a folder refused, a file replaced keeping its mode', async (t) => {
+  const { lstat, readlink, stat, symlink, chmod } = await import('node:fs/promises')
+  const { spawn, spawnSync } = await import('node:child_process')
+  const f = await makeSyntheticRun()
+  const dir = await emptyDir()
+  const build = (out: string) => buildReport({ store: f.store, out, model: false, benchmarkDir: dir })
+
+  // A symlink stays a symlink; its target gets the report.
+  const target = join(dir, 'real.html')
+  const link = join(dir, 'link.html')
+  await writeFile(target, 'old')
+  await chmod(target, 0o644)
+  await symlink('real.html', link)
+  const r = await build(link)
+  t.true((await lstat(link)).isSymbolicLink(), 'the link is not replaced')
+  t.is(await readlink(link), 'real.html')
+  t.is(r.path, target)
+  t.regex(await readFile(target, 'utf8'), /^<!doctype html>/i)
+  t.is((await stat(target)).mode & 0o777, 0o644, 'the file keeps its mode')
+
+  // A dangling symlink is written through too.
+  const dangling = join(dir, 'dangling.html')
+  await symlink('made-later.html', dangling)
+  await build(dangling)
+  t.true((await lstat(dangling)).isSymbolicLink())
+  t.true(existsSync(join(dir, 'made-later.html')))
+
+  // A FIFO stays a FIFO and its reader gets the whole page.
+  const fifo = join(dir, 'pipe')
+  if (spawnSync('mkfifo', [fifo]).status === 0) {
+    const reader = spawn('cat', [fifo])
+    let got = ''
+    reader.stdout.setEncoding('utf8').on('data', (d) => (got += d))
+    const closed = new Promise((res) => reader.on('close', res))
+    const w = await build(fifo)
+    await closed
+    t.true((await lstat(fifo)).isFIFO(), 'the FIFO is still a FIFO')
+    t.is(w.bytes, Buffer.byteLength(got))
+    t.regex(got, /<\/html>\s*$/)
+  } else t.log('mkfifo unavailable: FIFO case not run')
+
+  // A character device is written, not replaced.
+  await build('/dev/null')
+  t.true((await lstat('/dev/null')).isCharacterDevice())
+
+  // A folder is a clear error, and nothing is written into it.
+  await t.throwsAsync(build(dir), { instanceOf: InvalidInputError, message: /is a folder; give a file name/ })
+})

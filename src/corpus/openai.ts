@@ -109,6 +109,11 @@ export interface OpenAIProviderOptions {
   maxRetries?: number
   /** Per attempt, in ms (default 60 000). */
   timeoutMs?: number
+  /**
+   * The longest wait between retries, in ms (default 60 000): a `Retry-After` asking for more
+   * is cut to this. Every wait ends at once when the request's signal fires.
+   */
+  maxRetryWaitMs?: number
   /** Requests in flight at most (default 4). */
   concurrency?: number
   /** Words asked for per request (default 25). */
@@ -168,6 +173,7 @@ export class OpenAIProvider implements WordProvider {
   readonly maxReasks: number
   readonly maxRetries: number
   readonly timeoutMs: number
+  readonly maxRetryWaitMs: number
   readonly batch: BatchCapability
   /** The SDK client (requests go through a fetch that records token usage). */
   readonly client: OpenAI
@@ -196,6 +202,7 @@ export class OpenAIProvider implements WordProvider {
     this.maxReasks = nonNegativeInt('maxReasks', options.maxReasks ?? 2)
     this.maxRetries = nonNegativeInt('maxRetries', options.maxRetries ?? 2)
     this.timeoutMs = positiveInt('timeoutMs', options.timeoutMs ?? 60_000)
+    this.maxRetryWaitMs = nonNegativeInt('maxRetryWaitMs', options.maxRetryWaitMs ?? 60_000)
     this.temperature = options.temperature
     this.sendSeed = options.sendSeed ?? true
     this.prices = { ...DEFAULT_PRICES, ...(options.prices ?? {}) }
@@ -210,7 +217,9 @@ export class OpenAIProvider implements WordProvider {
       baseURL,
       organization: options.organization ?? null,
       project: options.project ?? null,
-      maxRetries: this.maxRetries,
+      // Retries are ours (`retrying`): the SDK's own wait honours any Retry-After, however
+      // long, and cannot be cancelled.
+      maxRetries: 0,
       timeout: this.timeoutMs,
       fetch: this.fetchWithUsage,
       logger: redactingLogger(options.logger ?? console, [this.apiKey]),
@@ -293,10 +302,12 @@ export class OpenAIProvider implements WordProvider {
     const wotdCall = randomUUID()
     this.sinks.set(wotdCall, (u) => addUsage(usage, this.usageOf(u)))
     try {
-      const completion = await this.client.chat.completions.parse(this.requestBody(req, count, note), {
-        signal: req.signal,
-        fetchOptions: { wotdCall } as unknown as ParseOptions['fetchOptions'],
-      })
+      const completion = await this.retrying(req.signal, () =>
+        this.client.chat.completions.parse(this.requestBody(req, count, note), {
+          signal: req.signal,
+          fetchOptions: { wotdCall } as unknown as ParseOptions['fetchOptions'],
+        }),
+      )
       const choice = completion.choices[0]
       if (!choice) return { ok: false, reason: 'the answer had no choices', kind: 'empty' }
       if (choice.message.refusal) return { ok: false, reason: `the model refused ("${clip(redact(choice.message.refusal, [this.apiKey]))}")`, kind: 'refusal' }
@@ -312,6 +323,26 @@ export class OpenAIProvider implements WordProvider {
       throw this.toError(err, `request for cell ${cellKey(req.cell)}`, req.signal)
     } finally {
       this.sinks.delete(wotdCall)
+    }
+  }
+
+  /**
+   * Runs one API call with up to `maxRetries` retries of 408/409/429/5xx answers and failed or
+   * timed-out connections (as the SDK would, `x-should-retry` included), waiting what the
+   * server asks (`retry-after-ms`, `retry-after`) up to `maxRetryWaitMs`, else an exponential
+   * backoff with jitter (0.5 s doubling, at most 8 s). A signal ends the wait with `CancelledError`.
+   */
+  private async retrying<T>(signal: AbortSignal | undefined, call: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await call()
+      } catch (err) {
+        if (signal?.aborted) throw new CancelledError()
+        if (attempt >= this.maxRetries || !retriable(err)) throw err
+        const asked = retryAfterMs(err)
+        const backoff = Math.min(500 * 2 ** attempt, 8000) * (1 - Math.random() * 0.25)
+        await sleep(Math.min(asked ?? backoff, this.maxRetryWaitMs), signal)
+      }
     }
   }
 
@@ -362,13 +393,10 @@ export class OpenAIProvider implements WordProvider {
       JSON.stringify({ custom_id: r.id, method: 'POST', url: '/v1/chat/completions', body: this.requestBody(r, r.count) }),
     )
     try {
-      const file = await this.client.files.create(
-        { file: await toFile(Buffer.from(lines.join('\n') + '\n', 'utf8'), 'wotd-corpus-batch.jsonl', { type: 'application/jsonl' }), purpose: 'batch' },
-        { signal },
-      )
-      const batch = await this.client.batches.create(
-        { input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h', metadata: { app: 'wotd-ml' } },
-        { signal },
+      const upload = await toFile(Buffer.from(lines.join('\n') + '\n', 'utf8'), 'wotd-corpus-batch.jsonl', { type: 'application/jsonl' })
+      const file = await this.retrying(signal, () => this.client.files.create({ file: upload, purpose: 'batch' }, { signal }))
+      const batch = await this.retrying(signal, () =>
+        this.client.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h', metadata: { app: 'wotd-ml' } }, { signal }),
       )
       return batch.id
     } catch (err) {
@@ -385,7 +413,7 @@ export class OpenAIProvider implements WordProvider {
     let batch: OpenAI.Batches.Batch
     for (;;) {
       try {
-        batch = await this.client.batches.retrieve(batchId, { signal })
+        batch = await this.retrying(signal, () => this.client.batches.retrieve(batchId, { signal }))
       } catch (err) {
         throw this.toError(err, `batch ${batchId}`, signal)
       }
@@ -411,7 +439,8 @@ export class OpenAIProvider implements WordProvider {
     }
     let text: string
     try {
-      const res = await this.client.files.content(batch.output_file_id, { signal })
+      const outputId = batch.output_file_id
+      const res = await this.retrying(signal, () => this.client.files.content(outputId, { signal }))
       text = await res.text()
     } catch (err) {
       throw this.toError(err, `batch ${batchId} output`, signal)
@@ -475,4 +504,29 @@ function positiveInt(name: string, v: number): number {
 function nonNegativeInt(name: string, v: number): number {
   if (!Number.isInteger(v) || v < 0) throw new ConfigError(`openai.${name} must be a non-negative integer, got ${v}`)
   return v
+}
+
+/** Whether the SDK would retry this failure: a failed or timed-out connection, or 408/409/429/5xx (or what `x-should-retry` says). */
+function retriable(err: unknown): boolean {
+  if (err instanceof APIConnectionError) return true
+  if (!(err instanceof APIError)) return false
+  const should = err.headers?.get?.('x-should-retry')
+  if (should === 'true') return true
+  if (should === 'false') return false
+  const s = err.status ?? 0
+  return s === 408 || s === 409 || s === 429 || s >= 500
+}
+
+/** The wait a failed answer asks for, in ms (`retry-after-ms`, else `retry-after` in seconds or as a date). */
+function retryAfterMs(err: unknown): number | undefined {
+  const h = err instanceof APIError ? err.headers : undefined
+  if (!h?.get) return undefined
+  const ms = Number.parseFloat(h.get('retry-after-ms') ?? '')
+  if (Number.isFinite(ms) && ms >= 0) return ms
+  const after = h.get('retry-after')
+  if (!after) return undefined
+  const secs = Number.parseFloat(after)
+  if (Number.isFinite(secs) && secs >= 0) return secs * 1000
+  const at = Date.parse(after)
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now())
 }

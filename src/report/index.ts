@@ -7,7 +7,8 @@
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { packageRoot } from '../corpus/lexicon.js'
-import { openStore, writeFileAtomic, type Store } from '../store/index.js'
+import { openStore, type Store } from '../store/index.js'
+import { writeReportFile } from './write.js'
 import { collectReportData, type ReportModel } from './collect.js'
 import { renderReport } from './html.js'
 
@@ -21,7 +22,10 @@ export interface BuildReportOptions {
   store?: string | Store
   /** Default: the newest completed run (else the newest run of any status). */
   runId?: string
-  /** Output file; default `wotd-report-<runId>.html` in the working folder. */
+  /**
+   * Output file; default `wotd-report-<runId>.html` in the working folder. A symlink is
+   * followed; a FIFO or character device is written as a stream; `-` is standard output.
+   */
   out?: string
   /**
    * The model for the sample generations: a loaded `WOTDModel` (or anything with its
@@ -69,8 +73,7 @@ export async function buildReport(opts: BuildReportOptions = {}): Promise<Report
       benchmarkDir: opts.benchmarkDir,
     })
     const r = await renderReport(data, { version: version() })
-    const path = resolve(opts.out ?? `wotd-report-${data.run.id}.html`)
-    await writeFileAtomic(path, r.html)
+    const { path } = await writeReportFile(opts.out ?? resolve(`wotd-report-${data.run.id}.html`), r.html)
     return { path, runId: data.run.id, bytes: Buffer.byteLength(r.html), plots: r.plots, unavailable: r.unavailable }
   } finally {
     if (owns) await store.close()
