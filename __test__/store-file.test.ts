@@ -274,3 +274,43 @@ test('FileStore: two trainers updating one store under the lock: no lost update,
     [],
   )
 })
+
+test('a trainer paused past its lock ttl, whose lock was broken, writes nothing more and names the new holder', async (t) => {
+  const { spawn } = await import('node:child_process')
+  const { mkdtempSync } = await import('node:fs')
+  const { tmpdir } = await import('node:os')
+  const dir = mkdtempSync(join(tmpdir(), 'wotd-stolen-lock-'))
+  const root = join(import.meta.dirname, '..')
+  const child = spawn(process.execPath, ['--import', '@oxc-node/core/register', join(root, '__test__', 'helpers', 'lock-child.ts'), dir], { cwd: root, stdio: ['pipe', 'pipe', 'inherit'] })
+  const closed = new Promise((r) => child.on('close', r))
+  let out = ''
+  const lines: string[] = []
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    out += d
+    while (out.includes('\n')) {
+      lines.push(out.slice(0, out.indexOf('\n')))
+      out = out.slice(out.indexOf('\n') + 1)
+    }
+  })
+  const waitFor = async (n: number) => {
+    for (let i = 0; i < 400 && lines.length < n; i++) await new Promise((r) => setTimeout(r, 50))
+  }
+  await waitFor(1)
+  t.is(lines[0], 'held')
+  child.kill('SIGSTOP')
+  await new Promise((r) => setTimeout(r, 900))
+  const store = new FileStore({ dir })
+  const second = await store.acquireLock('train', { wait: true, timeoutMs: 5000, purpose: 'second trainer' })
+  child.kill('SIGCONT')
+  child.stdin.end('go\n')
+  await waitFor(2)
+  const r = JSON.parse(lines[1])
+  t.false(r.wrote)
+  t.is(r.name, 'StoreError')
+  t.regex(r.message, /lost the lock "train" .*now held by pid \d+ on host .*second trainer.*stopped without writing more/)
+  t.true(r.lost)
+  t.is(await store.getState('written-by-first'), null, 'nothing was written')
+  await second.check()
+  await second.release()
+  await closed
+})

@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto'
 import { mkdir } from 'node:fs/promises'
 import { CancelledError, WotdError } from '../errors.js'
-import { openStore, type ArtifactRef, type RunDoc, type Store } from '../store/index.js'
+import { guardWrites, openStore, type ArtifactRef, type RunDoc, type Store } from '../store/index.js'
 import type { WOTDWord } from '../types.js'
 import { hashOf, trainingConfig, type TrainingConfig, type TrainingConfigInput } from './config.js'
 import { STAGES, type PipelineProgress, type StageName } from './progress.js'
@@ -73,7 +73,8 @@ export class WOTDTrainer {
     try {
       const lock = await store.acquireLock('train', { wait: opts.waitForLock, purpose: 'wotd train' })
       try {
-        return await this.runLocked(store, opts, started)
+        // Every write first confirms the lock is still ours (a paused trainer may have lost it).
+        return await this.runLocked(guardWrites(store, lock), opts, started)
       } finally {
         await lock.release()
       }

@@ -870,6 +870,7 @@ export class FileStore implements Store {
         const found = await read(pathOf(name))
         if (found && found.holder.token === holder.token) await unlink(pathOf(name)).catch(() => {})
       },
+      holder: async (name) => (await read(pathOf(name)))?.holder ?? null,
     }
   }
 

@@ -8,6 +8,7 @@ export * from './types.js'
 export { FileStore, defaultStoreDir, writeFileAtomic, sha256Hex, type FileStoreOptions } from './file.js'
 export { MemoryStore } from './memory.js'
 export { copyRun } from './copy.js'
+export { guardWrites } from './guard.js'
 // The MongoDB driver (~0.1 s to load) is imported only when a MongoDB store is opened.
 export type { MongoStore, MongoStoreOptions } from './mongo.js'
 export { DEFAULT_LOCK_TIMEOUT_MS, DEFAULT_LOCK_TTL_MS } from './lock.js'

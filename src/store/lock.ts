@@ -24,6 +24,8 @@ export interface LockBackend {
   refresh(name: string, holder: LockHolder): Promise<boolean>
   /** Removes the lock if it is still ours. */
   release(name: string, holder: LockHolder): Promise<void>
+  /** Who holds the lock now (null: nobody). */
+  holder(name: string): Promise<LockHolder | null>
 }
 
 export function pidAlive(pid: number): boolean {
@@ -66,7 +68,8 @@ class HeldLock implements StoreLock {
     readonly name: string,
     readonly holder: LockHolder,
     private readonly backend: LockBackend,
-    ttlMs: number,
+    private readonly ttlMs: number,
+    private readonly location: string,
   ) {
     const every = Math.max(50, Math.floor(ttlMs / 4))
     this.timer = setInterval(() => void this.beat(), every)
@@ -89,6 +92,26 @@ class HeldLock implements StoreLock {
     }
   }
 
+  async check(): Promise<void> {
+    if (this.released) throw new StoreError(`the lock "${this.name}" of ${this.location} was already released; nothing more may be written under it`)
+    if (!this._lost) {
+      let ours: boolean
+      try {
+        ours = await this.backend.refresh(this.name, this.holder)
+      } catch (err) {
+        throw new StoreError(`cannot confirm the lock "${this.name}" of ${this.location} is still held`, { cause: err })
+      }
+      if (ours) return
+      this._lost = true
+      clearInterval(this.timer)
+    }
+    const now = await this.backend.holder(this.name).catch(() => null)
+    throw new StoreError(
+      `lost the lock "${this.name}" of ${this.location}: ${now ? `it is now held by ${describeHolder(now)}` : 'another process broke it'} ` +
+        `(this process went ${this.ttlMs / 1000} s without refreshing it, e.g. paused); stopped without writing more`,
+    )
+  }
+
   async release(): Promise<void> {
     if (this.released) return
     this.released = true
@@ -108,7 +131,7 @@ export async function acquireLockWith(location: string, name: string, options: L
   const start = Date.now()
   for (;;) {
     const held = await backend.tryAcquire(name, holder, ttlMs)
-    if (!held) return new HeldLock(name, holder, backend, ttlMs)
+    if (!held) return new HeldLock(name, holder, backend, ttlMs, location)
     if (!options.wait) {
       throw new StoreError(`the store at ${location} is locked ("${name}") by ${describeHolder(held)}; wait for it to finish, or retry with waiting`)
     }

@@ -311,6 +311,7 @@ export class MemoryStore implements Store {
       release: async (n, holder) => {
         if (this.locks.get(n)?.holder.token === holder.token) this.locks.delete(n)
       },
+      holder: async (n) => this.locks.get(n)?.holder ?? null,
     }
     return acquireLockWith(this.location, name, options, backend)
   }

@@ -740,6 +740,7 @@ export class MongoStore implements Store {
           await locks.deleteOne({ _id: n, 'holder.token': holder.token })
           await beats.deleteOne({ _id: holder.token })
         }),
+      holder: async (n) => (await locks.findOne({ _id: n }))?.holder ?? null,
     }
     return acquireLockWith(this.location, name, options, backend)
   }

@@ -235,6 +235,11 @@ export interface StoreLock {
   readonly holder: LockHolder
   /** True once a refresh found that someone else broke this lock (it was stale). */
   readonly lost: boolean
+  /**
+   * Confirms with the store that the lock is still ours (and refreshes it); a `StoreError`
+   * naming the new holder when it was lost. Writers call it before every write.
+   */
+  check(): Promise<void>
   /** Lets go; idempotent. */
   release(): Promise<void>
 }
