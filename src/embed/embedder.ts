@@ -5,6 +5,7 @@
 import { EmbeddingCache, type CacheStats, type EmbeddingSpace } from '../cache/index.js'
 import { awaitNative, callNative, CancelledError, InvalidInputError, ModelNotFoundError } from '../errors.js'
 import { findModel } from '../models/locate.js'
+import { verifyModel } from '../models/verify.js'
 import { isProfileName, PROFILES } from '../models/profiles.js'
 import { native } from '../native.js'
 
@@ -111,12 +112,16 @@ export class BGEEmbedder {
     const ids = candidates(profileOrModelId)
     if (ids.length > 1) {
       for (const id of ids) {
-        if (await findModel(id)) return new BGEEmbedder(await awaitNative(native().NativeEmbedder.load(id, nativeOpts)), cache)
+        if (await findModel(id)) {
+          await verifyModel(id)
+          return new BGEEmbedder(await awaitNative(native().NativeEmbedder.load(id, nativeOpts)), cache)
+        }
       }
     }
     const failures: unknown[] = []
     for (const id of ids) {
       try {
+        await verifyModel(id)
         return new BGEEmbedder(await awaitNative(native().NativeEmbedder.load(id, nativeOpts)), cache)
       } catch (err) {
         if (!(err instanceof ModelNotFoundError) || ids.length === 1) throw err

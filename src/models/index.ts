@@ -1,5 +1,6 @@
 export { pullModel, pullProfile, pullMissing, type PullOptions, type PullProgress, type PullResult, type ProfilePullResult } from './pull.js'
 export { listModels, type ModelStatus } from './list.js'
 export { findModel, type ModelLocation } from './locate.js'
+export { verifyModel, verifyModelDir } from './verify.js'
 export { PROFILES, isProfileName, type Profile, type ProfileName } from './profiles.js'
 export { modelsDir, hfCacheDir } from './paths.js'

@@ -4,6 +4,7 @@
  * killed here resumes from its last complete checkpoint; the finished adapter (PEFT files)
  * goes to the store as artifacts.
  */
+import { verifyModel } from '../../models/verify.js'
 import { existsSync } from 'node:fs'
 import { cp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -80,6 +81,7 @@ function validationPatterns(ids: readonly SemanticId[], seed: number): (number |
 export async function runDslStage(ctx: RunContext, words: WOTDWord[], ids: SemanticId[], rvqHash: string, index?: CatalogueIndex): Promise<DslOutput> {
   const cfg = ctx.config
   const baseModel = await resolveDecoder(cfg)
+  await verifyModel(baseModel)
   // How the work is done (activation checkpointing) does not change what is learned.
   const { gradientCheckpointing, ...dslShape } = cfg.dsl
   const hash = hashOf('dsl', rvqHash, baseModel, cfg.lora, dslShape, cfg.seed)
