@@ -176,6 +176,41 @@ test('a corrupted artifact is detected when a run is loaded', async (t) => {
   }
 })
 
+test('a damaged adapter of a finished run: the rerun finds it, redoes that stage, and the run works again', async (t) => {
+  const home = tmp('repair')
+  try {
+    const store = join(home, 'store')
+    await new WOTDTrainer(tinyConfig, { store }).trainCompletePipeline()
+    const fs = new FileStore({ dir: store })
+    const run = (await fs.latestRun({ status: 'completed' }))!
+    const files = readdirSync(store, { recursive: true }) as string[]
+    const blob = join(store, files.find((f) => f.endsWith('adapter_model.safetensors'))!)
+    const bytes = readFileSync(blob)
+    bytes[bytes.length - 5] ^= 0xff
+    writeFileSync(blob, bytes)
+    const m0 = await WOTDModel.open({ store })
+    await t.throwsAsync(m0.generator(), { instanceOf: CorruptFileError })
+    await m0.close()
+
+    const events: string[] = []
+    const r = await new WOTDTrainer(tinyConfig, { store }).trainCompletePipeline({ onProgress: (p) => (p.phase === 'redo' || p.phase === 'skip') && events.push(`${p.stage}:${p.phase}:${p.message ?? ''}`) })
+    t.is(r.runId, run.id, 'the same run is repaired')
+    t.deepEqual(events.filter((e) => e.includes(':skip:')).map((e) => e.split(':')[0]), ['corpus', 'embed', 'rvq', 'catalogue'])
+    const redo = events.find((e) => e.startsWith('dsl:redo:'))
+    t.truthy(redo, events.join(' | '))
+    t.regex(redo!, /its artifact .*adapter_model\.safetensors is damaged; doing the stage again/)
+    t.is(r.stages.dsl.status, 'completed')
+    const m = await WOTDModel.open({ store })
+    try {
+      await t.notThrowsAsync(m.generator())
+    } finally {
+      await m.close()
+    }
+  } finally {
+    rmSync(home, { recursive: true, force: true })
+  }
+})
+
 test('a second trainer on the same store fails clearly while the first holds it', async (t) => {
   const home = tmp('lock')
   try {

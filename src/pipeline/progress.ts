@@ -5,8 +5,12 @@ export const STAGES: readonly StageName[] = ['corpus', 'embed', 'rvq', 'catalogu
 
 export interface PipelineProgress {
   stage: StageName
-  /** `start`, `progress`, `skip` (finished earlier with the same inputs), `done`. */
-  phase: 'start' | 'progress' | 'skip' | 'done'
+  /**
+   * `start`, `progress`, `skip` (finished earlier with the same inputs), `redo` (finished
+   * earlier, but an artifact of it is missing or damaged: `message` says which; it runs again),
+   * `done`.
+   */
+  phase: 'start' | 'progress' | 'skip' | 'redo' | 'done'
   done?: number
   total?: number
   /** Training loss and friends, for the DSL stage. */

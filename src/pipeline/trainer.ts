@@ -8,7 +8,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { mkdir } from 'node:fs/promises'
-import { CancelledError, WotdError } from '../errors.js'
+import { CancelledError, CorruptFileError, WotdError } from '../errors.js'
 import { guardWrites, openStore, type ArtifactRef, type RunDoc, type Store } from '../store/index.js'
 import type { WOTDWord } from '../types.js'
 import { hashOf, trainingConfig, type TrainingConfig, type TrainingConfigInput } from './config.js'
@@ -125,7 +125,10 @@ export class WOTDTrainer {
     ): Promise<T> => {
       checkCancelled(ctx, name)
       const rec = stageRecord(ctx, name)
-      if (rec.status === 'completed' && rec.inputHash === inputHash) {
+      // A finished stage is skipped only when every artifact it wrote is still whole.
+      const damaged = rec.status === 'completed' && rec.inputHash === inputHash ? await damagedArtifacts(store, rec.artifacts) : []
+      if (damaged.length > 0) opts.onProgress?.({ stage: name, phase: 'redo', message: `${name}: ${damaged.join('; ')}; doing the stage again` })
+      else if (rec.status === 'completed' && rec.inputHash === inputHash) {
         opts.onProgress?.({ stage: name, phase: 'skip' })
         const value = await restore()
         results[name] = { status: 'skipped', inputHash, metrics: rec.metrics ?? {}, timings: rec.timings ?? {}, artifacts: rec.artifacts ?? {} }
@@ -257,4 +260,19 @@ export class WOTDTrainer {
       store: { kind: store.kind, location: store.location },
     }
   }
+}
+
+/** What is wrong with a finished stage's artifacts: missing, or bytes that differ from the recorded sha256. */
+async function damagedArtifacts(store: Store, artifacts: Record<string, ArtifactRef> | undefined): Promise<string[]> {
+  const out: string[] = []
+  for (const ref of Object.values(artifacts ?? {})) {
+    try {
+      const bytes = await store.getArtifact(ref.name, { sha256: ref.sha256 })
+      if (!bytes) out.push(`its artifact ${ref.name} is missing`)
+    } catch (err) {
+      if (!(err instanceof CorruptFileError)) throw err
+      out.push(`its artifact ${ref.name} is damaged`)
+    }
+  }
+  return out
 }

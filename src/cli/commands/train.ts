@@ -100,6 +100,7 @@ export function registerTrain(program: Command): void {
       const ac = onInterrupt()
       const onProgress = (p: PipelineProgress) => {
         if (p.phase === 'skip' && !json) process.stderr.write(pc.dim(`${p.stage}: finished earlier with the same inputs, skipped\n`))
+        if (p.phase === 'redo' && !json) process.stderr.write(pc.yellow(`${p.message}\n`))
         if (p.message && !json && p.stage === 'corpus') process.stderr.write(pc.dim(`${p.message}\n`))
         if (p.phase === 'progress' && p.done !== undefined && p.total !== undefined) {
           const label = p.loss !== undefined ? `loss ${p.loss.toFixed(3)}${p.valLoss !== undefined ? ` val ${p.valLoss.toFixed(3)}` : ''}` : ''
