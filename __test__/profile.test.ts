@@ -203,3 +203,20 @@ test.serial('every profile gets its day: paged, resumable after a cancel, the sa
   t.is(bad.code, 2)
   t.regex(bad.stderr, /--like is for one user/)
 })
+
+test.serial('never a silent short answer: greedy LM for many words is refused; fewer words than asked come with a warning', async (t) => {
+  const { store } = await trained
+  const m = await WOTDModel.open({ store })
+  try {
+    await t.throwsAsync(m.generateWordsFromId('[*,9,*,*]', { count: 50, temperature: 0, coined: true }), { instanceOf: InvalidInputError, message: /greedy decoding: one prompt gives one word, so it cannot give 50 different words/ })
+    await t.throwsAsync(m.generateWordsFromId('[*,9,*,*]', { count: 2, temperature: 0, method: 'lm' }), { instanceOf: InvalidInputError, message: /greedy/ })
+    const ok = await m.generateWordsFromId('[*,9,*,*]', { count: 5 })
+    t.deepEqual([ok.words.length, ok.warnings], [5, []])
+    // Everything but a handful excluded: the region cannot fill 200.
+    const many = await m.generateWordsFromId('[3,31,31,31]', { count: 200, vocabulary: ['gossamer', 'moonlight', 'software'] })
+    t.true(many.words.length < 200)
+    t.regex(many.warnings[0], new RegExp(`^only ${many.words.length} of 200 words: `))
+  } finally {
+    await m.close()
+  }
+})

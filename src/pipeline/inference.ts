@@ -64,6 +64,8 @@ export interface GenerationResult {
   baseline: string[]
   msPerWord: number
   method: 'catalogue' | 'lm'
+  /** Why fewer words than asked came back (empty when the count was met). */
+  warnings: string[]
 }
 
 export interface RecommendResult extends GenerationResult {
@@ -429,18 +431,32 @@ export class WOTDModel {
     if (opts.temperature !== undefined && !(Number.isFinite(opts.temperature) && opts.temperature >= 0)) {
       throw new InvalidInputError(`temperature must be a finite number >= 0, got ${opts.temperature}`)
     }
+    const method = opts.method ?? 'catalogue'
+    if ((opts.coined || method === 'lm') && opts.temperature === 0 && count > 1) {
+      throw new InvalidInputError(
+        `temperature 0 is greedy decoding: one prompt gives one word, so it cannot give ${count} different words; ask for count 1, or use a temperature above 0 (e.g. 0.8)`,
+      )
+    }
     const index = await this.catalogueIndex()
     const f = await this.filterOf(opts)
     const filter = { allow: f.allow, exclude: f.exclude, avoidRelativesOf: f.avoid }
     const baseline = rankPattern(index, p.fields, { ...filter, scorer: 'region', limit: count }).map((r) => index.entry(r.row).word)
-    const method = opts.method ?? 'catalogue'
     let entries: WordEntry[]
     if (opts.coined) entries = await this.coinedWords(p.fields, p.text, count, opts, f.avoid)
     else if (method === 'lm') entries = await this.lmCandidates(p.fields, p.text, count, opts, filter)
     else if (method === 'catalogue') entries = wordsForPattern(index, p.fields, { ...filter, count, seed: opts.seed, temperature: opts.temperature })
     else throw new InvalidInputError(`method must be 'catalogue' or 'lm', got ${JSON.stringify(method)}`)
     const elapsed = performance.now() - started
-    return { pattern: p.text, words: entries.map((e) => e.word), entries, baseline, msPerWord: elapsed / Math.max(entries.length, 1), method }
+    const warnings: string[] = []
+    if (entries.length < count) {
+      const why = opts.coined
+        ? 'the LM made too few new words whose ID has the requested values (try a higher temperature or a less specific pattern)'
+        : method === 'lm'
+          ? 'the LM repeated itself among the region\'s words (try a higher temperature)'
+          : 'the region and its neighbours hold no more words that are new to you (try a less specific pattern, or fewer excluded words)'
+      warnings.push(`only ${entries.length} of ${count} words: ${why}`)
+    }
+    return { pattern: p.text, words: entries.map((e) => e.word), entries, baseline, msPerWord: elapsed / Math.max(entries.length, 1), method, warnings }
   }
 
   /**
@@ -525,7 +541,8 @@ export class WOTDModel {
     const fields = [taste.id[0], taste.id[1], taste.id[2], null]
     const baseline = rankPattern(index, fields, { ...filter, scorer: 'region', limit: count }).map((r) => index.entry(r.row).word)
     const elapsed = performance.now() - started
-    return { pattern: formatPattern(fields), id: taste.id, words: entries.map((e) => e.word), entries, baseline, msPerWord: elapsed / Math.max(entries.length, 1), method: 'catalogue' }
+    const warnings = entries.length < count ? [`only ${entries.length} of ${count} words: the catalogue holds no more words near this taste that are new to you`] : []
+    return { pattern: formatPattern(fields), id: taste.id, words: entries.map((e) => e.word), entries, baseline, msPerWord: elapsed / Math.max(entries.length, 1), method: 'catalogue', warnings }
   }
 
   /**

@@ -87,6 +87,7 @@ export function registerInference(program: Command): void {
         const meaning = e.definition ? pc.dim(`  ${e.partOfSpeech ?? ''}${e.partOfSpeech ? ': ' : ''}${e.definition}`) : ''
         process.stdout.write(`${e.word}${tag}${meaning}\n`)
       }
+      for (const w of r.warnings) process.stderr.write(pc.yellow(`warning: ${w}\n`))
       process.stderr.write(pc.dim(`pattern ${r.pattern}; retrieval baseline: ${r.baseline.join(', ')}; ${r.msPerWord.toFixed(1)} ms/word\n`))
     })
 
