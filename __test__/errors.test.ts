@@ -9,6 +9,7 @@ import {
   causeChain,
 } from '../src/errors.js'
 import { native } from '../src/native.js'
+import { runCli } from './helpers/cli.js'
 
 test('a Rust panic surfaces as a PANIC error and the process survives', (t) => {
   const err = t.throws(() => callNative(() => native().__panicForTest('deliberate test panic')))
@@ -42,4 +43,34 @@ test('fromNative leaves foreign errors alone', (t) => {
   const e = new TypeError('x')
   t.is(fromNative(e), e)
   t.is(fromNative('str'), 'str')
+})
+
+test('error lines escape control and bidi characters, and carry no Rust backtrace', async (t) => {
+  const { escapeForTerminal } = await import('../src/cli/output.js')
+  const { withoutBacktrace, fromNative } = await import('../src/errors.js')
+  t.is(escapeForTerminal('bad "[1,\u202e2]"\nnext\u0007'), 'bad "[1,\\u{202e}2]"\\u{a}next\\u{7}')
+  t.is(escapeForTerminal('Zoë — fine'), 'Zoë — fine')
+  const rust = '[CORRUPT_FILE] tensor file is damaged\n   0: candle_core::error::Error::bt\n             at src/error.rs:1\n   1: main'
+  const e = fromNative(new Error(rust)) as Error
+  t.is(e.message, 'tensor file is damaged')
+  t.is(withoutBacktrace('x failed\nStack backtrace:\n  0: a'), 'x failed')
+  t.is(withoutBacktrace('plain'), 'plain')
+  const bad = await runCli(['describe', '[1,\u202e2,*,*]'])
+  t.is(bad.code, 2)
+  t.true(bad.stderr.includes('\\u{202e}'))
+  t.false(bad.stderr.includes('\u202e'), 'the override character itself is never printed')
+})
+
+test('a secret is redacted verbatim, percent-encoded and base64-encoded at any alignment', async (t) => {
+  const { redactText } = await import('../src/store/index.js')
+  const { redact } = await import('../src/corpus/validate.js')
+  const key = 'sk-test-SECRETKEY-0123456789abcdefXYZ'
+  for (const prefix of ['', 'u:', 'ab:']) {
+    const b64 = Buffer.from(prefix + key).toString('base64')
+    t.false(redactText(`Basic ${b64}`, [key]).includes(b64.slice(4, 30)), `base64 after ${JSON.stringify(prefix)}`)
+    t.false(redact(`Basic ${b64}`, [key]).includes(b64.slice(4, 30)))
+  }
+  const url = Buffer.from(key).toString('base64url')
+  t.false(redactText(url, [key]).includes(url.slice(0, 30)))
+  t.is(redactText(`key=${encodeURIComponent('p@ss/word!')}`, ['p@ss/word!']), 'key=***')
 })

@@ -220,3 +220,21 @@ test.serial('never a silent short answer: greedy LM for many words is refused; f
     await m.close()
   }
 })
+
+test.serial('a reader that goes away (`wotd encode ... | head -1`) ends the output quietly, exit 0', async (t) => {
+  const { spawn } = await import('node:child_process')
+  const { store } = await trained
+  const root = join(import.meta.dirname, '..')
+  const words = Array.from({ length: 400 }, (_, i) => `word${i}`)
+  const child = spawn(process.execPath, ['--import', '@oxc-node/core/register', join(root, 'src', 'cli', 'bin.ts'), 'encode', ...words, '--store', store], {
+    cwd: root,
+    env: { ...process.env, MONGODB_URI: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let stderr = ''
+  child.stderr.on('data', (d) => (stderr += d))
+  child.stdout.once('data', () => child.stdout.destroy())
+  const code = await new Promise<number | null>((r) => child.on('close', r))
+  t.is(code, 0, stderr)
+  t.notRegex(stderr, /EPIPE|at .*\.ts:\d+/)
+})

@@ -109,9 +109,20 @@ export function fromNative(err: unknown): unknown {
   const code = m[1] as WotdErrorCode
   const Cls = byCode[code]
   const opts = err.cause === undefined ? undefined : { cause: err.cause }
-  const mapped = Cls ? new Cls(m[2], opts) : new WotdError(code, m[2], opts)
-  if (err.stack) mapped.stack = `${mapped.name}: ${m[2]}\n${err.stack.split('\n').slice(1).join('\n')}`
+  const message = withoutBacktrace(m[2])
+  const mapped = Cls ? new Cls(message, opts) : new WotdError(code, message, opts)
+  if (err.stack) mapped.stack = `${mapped.name}: ${message}\n${err.stack.split('\n').slice(1).join('\n')}`
   return mapped
+}
+
+/**
+ * A message without the Rust backtrace that `RUST_BACKTRACE=1` makes candle append to its
+ * errors (`\n   0: candle_core::...`, or a `Stack backtrace:` header): it belongs in a debugger,
+ * not in a one-line error.
+ */
+export function withoutBacktrace(message: string): string {
+  const at = message.search(/\n\s*(stack backtrace:|0: )/i)
+  return at < 0 ? message : message.slice(0, at).trimEnd()
 }
 
 /** Calls a native function, rethrowing its failure as a typed error. */
@@ -137,7 +148,7 @@ export function causeChain(err: unknown): string[] {
   const out: string[] = []
   let cur: unknown = err
   for (let depth = 0; cur !== undefined && cur !== null && depth < 16; depth++) {
-    out.push(cur instanceof Error ? cur.message : String(cur))
+    out.push(withoutBacktrace(cur instanceof Error ? cur.message : String(cur)))
     cur = cur instanceof Error ? cur.cause : undefined
   }
   return out

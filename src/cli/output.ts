@@ -19,9 +19,18 @@ export function exitCodeFor(err: unknown): number {
   return err instanceof WotdError ? (EXIT_CODES[err.code] ?? 1) : 1
 }
 
+/**
+ * Control characters (newlines included: an error is one line) and bidirectional overrides
+ * written as `\u{...}`, so text from the input (a pattern, a name) cannot redraw or reorder
+ * what the terminal shows.
+ */
+export function escapeForTerminal(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`)
+}
+
 /** Prints an error as one line (the full cause chain with --verbose) and returns its exit code. */
 export function reportError(err: unknown, opts: { verbose?: boolean; json?: boolean } = {}): number {
-  const chain = causeChain(err)
+  const chain = causeChain(err).map(escapeForTerminal)
   const code = err instanceof WotdError ? err.code : 'INTERNAL'
   if (opts.json) {
     process.stderr.write(JSON.stringify({ error: { code, message: chain[0], causes: chain.slice(1) } }) + '\n')

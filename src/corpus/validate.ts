@@ -40,6 +40,8 @@ export function normalizeDefinition(raw: unknown): string | null {
   return d
 }
 
+import { secretForms } from '../store/redact.js'
+
 const REDACTED = '[redacted]'
 
 /**
@@ -49,7 +51,7 @@ const REDACTED = '[redacted]'
 export function redact(text: string, secrets: readonly (string | undefined)[] = []): string {
   let out = text
   for (const s of secrets) {
-    if (s && s.length >= 4) out = out.split(s).join(REDACTED)
+    if (s && s.length >= 4) for (const form of secretForms(s)) out = out.split(form).join(REDACTED)
   }
   return out
     .replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@]+@/gi, '$1')

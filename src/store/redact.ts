@@ -93,9 +93,32 @@ const URI_IN_TEXT = /(mongodb(?:\+srv)?:\/\/)([^\s@/]*:)[^\s@]*@/gi
 export function redactText(text: string, secrets: readonly string[] = []): string {
   let out = String(text).replace(URI_IN_TEXT, '$1$2***@')
   for (const s of secrets) {
-    if (s.length >= 3) out = out.split(s).join('***')
+    if (s.length < 3) continue
+    for (const form of secretForms(s)) out = out.split(form).join('***')
   }
   return out
+}
+
+/**
+ * A secret as it may appear in text: verbatim, percent-encoded, and base64 / base64url encoded
+ * at each of the three byte alignments (the characters that do not depend on neighbouring
+ * bytes), so `Basic base64(user:key)` or a base64 dump holding the key is caught too.
+ */
+export function secretForms(secret: string): string[] {
+  const forms = new Set<string>([secret, encodeURIComponent(secret)])
+  const bytes = Buffer.from(secret, 'utf8')
+  for (let k = 0; k < 3; k++) {
+    const b64 = Buffer.concat([Buffer.alloc(k), bytes]).toString('base64')
+    const start = Math.ceil((8 * k) / 6)
+    const end = Math.floor((8 * (k + bytes.length)) / 6)
+    const stable = b64.slice(start, end)
+    if (stable.length >= 8) {
+      forms.add(stable)
+      forms.add(stable.replace(/\+/g, '-').replace(/\//g, '_'))
+    }
+  }
+  // Longest first, so a shorter form never splits a longer one.
+  return [...forms].sort((a, b) => b.length - a.length)
 }
 
 /**
