@@ -238,3 +238,19 @@ test.serial('a reader that goes away (`wotd encode ... | head -1`) ends the outp
   t.is(code, 0, stderr)
   t.notRegex(stderr, /EPIPE|at .*\.ts:\d+/)
 })
+
+test.serial('a store whose work folder cannot be written still serves describe, encode and generate', async (t) => {
+  const { store } = await trained
+  // A work folder under a file can never be made (what a read-only store folder looks like to root too).
+  const env = { WOTD_HOME: store, WOTD_WORK: '/dev/null/work', MONGODB_URI: '' }
+  for (const args of [
+    ['describe', '[*,9,*,*]'],
+    ['encode', 'gossamer', 'moonlight'],
+    ['generate', '[*,9,*,*]', '-n', '3'],
+    // The LM path unpacks the adapter into the work folder.
+    ['generate', '[*,9,*,*]', '-n', '2', '--method', 'lm', '--temperature', '1'],
+  ]) {
+    const r = await runCli([...args, '--store', store, '--json'], { env })
+    t.is(r.code, 0, `${args[0]}: ${r.stderr}`)
+  }
+})

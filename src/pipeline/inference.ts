@@ -17,7 +17,7 @@ import { COMPLEXITIES, ERAS, STYLES } from '../types.js'
 import type { KnownWord } from './retrieval.js'
 import { unpackVectors } from './stages/embed.js'
 import { loadRunEncoder } from './stages/rvq.js'
-import { runWorkDir } from './workdir.js'
+import { writableRunWorkDir } from './workdir.js'
 import { WordGenerator } from '../dsl/index.js'
 import { openCatalogueIndex } from './stages/catalogue.js'
 import { BGEEmbedder, dotMany, embeddingText, meanOfRows } from '../embed/index.js'
@@ -234,12 +234,16 @@ export class WOTDModel {
     return this.run.config as TrainingConfig
   }
 
-  private workDir(): string {
-    return runWorkDir(this.run.id)
+  private workDirP?: Promise<string>
+
+  /** Where the run's artifacts are unpacked: the usual work folder, or a temporary one when it is read-only. */
+  private workDir(): Promise<string> {
+    this.workDirP ??= writableRunWorkDir(this.run.id)
+    return this.workDirP
   }
 
   encoder(): Promise<SemanticEncoder> {
-    this.encoderP ??= loadRunEncoder({ store: this.store, workDir: this.workDir() }, this.run.stages.rvq?.artifacts ?? {})
+    this.encoderP ??= this.workDir().then((workDir) => loadRunEncoder({ store: this.store, workDir }, this.run.stages.rvq?.artifacts ?? {}))
     return this.encoderP
   }
 
@@ -302,7 +306,7 @@ export class WOTDModel {
 
   generator(): Promise<WordGenerator> {
     this.generatorP ??= (async () => {
-      const dir = join(this.workDir(), 'adapter')
+      const dir = join(await this.workDir(), 'adapter')
       await mkdir(dir, { recursive: true })
       for (const [role, ref] of Object.entries(this.run.stages.dsl?.artifacts ?? {})) {
         // The adapter, and the prompt settings it was trained with (`dsl_prompt.json`).
