@@ -314,3 +314,24 @@ test('a trainer paused past its lock ttl, whose lock was broken, writes nothing 
   await second.release()
   await closed
 })
+
+test('a document with a valid checksum but the wrong shape is a StoreError naming it and the field', async (t) => {
+  const { mkdtempSync } = await import('node:fs')
+  const { tmpdir } = await import('node:os')
+  const dir = mkdtempSync(join(tmpdir(), 'wotd-shape-'))
+  const store = new FileStore({ dir })
+  const at = '2026-03-01T08:00:00.000Z'
+  await store.putHistory({ user: 'ada', date: '2026-03-01', word: 'gossamer', createdAt: at })
+  await store.putProfile({ schema: 'wotd.profile/v1', user: 'ada', liked: [{ word: 'gossamer', at }], disliked: [], version: 1, updatedAt: at })
+  // Rewritten through the store's own envelope writer: the checksum is right, the shape is not.
+  const write = (store as unknown as { writeEnvelope(path: string, doc: unknown): Promise<void> }).writeEnvelope.bind(store)
+  const historyFile = join(dir, 'history', 'ada', '2026-03-01.json')
+  await write(historyFile, { user: 'ada', date: '2026-03-01', word: { not: 'a string' }, createdAt: at })
+  const h = await t.throwsAsync(store.getHistory('ada'), { instanceOf: StoreError })
+  t.true(h!.message.includes(historyFile))
+  t.regex(h!.message, /history entry is malformed \(word: /)
+  const profileFile = join(dir, 'profiles', 'ada.json')
+  await write(profileFile, { schema: 'wotd.profile/v1', user: 'ada', liked: null, disliked: [], version: 1, updatedAt: at })
+  await t.throwsAsync(store.getProfile('ada'), { instanceOf: StoreError, message: /profile is malformed \(liked: / })
+  await t.throwsAsync(store.listProfiles(), { instanceOf: StoreError, message: /ada\.json/ })
+})

@@ -8,7 +8,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { mkdir } from 'node:fs/promises'
-import { CancelledError, CorruptFileError, WotdError } from '../errors.js'
+import { CancelledError, CorruptFileError, StoreError, WotdError } from '../errors.js'
 import { guardWrites, openStore, type ArtifactRef, type RunDoc, type Store } from '../store/index.js'
 import type { WOTDWord } from '../types.js'
 import { hashOf, trainingConfig, type TrainingConfig, type TrainingConfigInput } from './config.js'
@@ -72,12 +72,22 @@ export class WOTDTrainer {
     const ownsStore = typeof this.storeSpec !== 'object'
     try {
       const lock = await store.acquireLock('train', { wait: opts.waitForLock, purpose: 'wotd train' })
+      let result: TrainingResults | undefined
+      let failure: { err: unknown } | undefined
       try {
         // Every write first confirms the lock is still ours (a paused trainer may have lost it).
-        return await this.runLocked(guardWrites(store, lock), opts, started)
-      } finally {
-        await lock.release()
+        result = await this.runLocked(guardWrites(store, lock), opts, started)
+      } catch (err) {
+        failure = { err }
       }
+      try {
+        await lock.release()
+      } catch (err) {
+        // The training's own failure is the one to report; a release failure alone says why.
+        if (!failure) throw new StoreError(`training finished, but releasing the lock "train" of ${store.location} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err })
+      }
+      if (failure) throw failure.err
+      return result!
     } finally {
       if (ownsStore) await store.close()
     }

@@ -23,6 +23,7 @@
  * over the old bytes; the sidecar is rewritten without `previous`. A reader that finds
  * `previous` accepts either version, so a crash between the steps never looks like corruption.
  */
+import { storedHistory, storedProfile, storedRun } from './schemas.js'
 import { createHash, randomBytes } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { link, mkdir, open, readdir, readFile, rename, rm, stat, unlink, utimes } from 'node:fs/promises'
@@ -420,7 +421,8 @@ export class FileStore implements Store {
 
   async getRun(id: string): Promise<RunDoc | null> {
     const path = this.runPath(id)
-    const doc = (await this.readEnvelope(path)) as RunDoc | null
+    const raw = await this.readEnvelope(path)
+    const doc = raw === null ? null : storedRun(raw, path)
     if (doc && doc.id !== id) throw new StoreError(`${path} holds run ${doc.id}, not ${id}`)
     return doc
   }
@@ -708,8 +710,9 @@ export class FileStore implements Store {
     const out: HistoryEntry[] = []
     for (const date of dates) {
       const path = join(dir, `${date}.json`)
-      const e = (await this.readEnvelope(path)) as HistoryEntry | null
-      if (!e) continue
+      const raw = await this.readEnvelope(path)
+      if (raw === null) continue
+      const e = storedHistory(raw, path)
       if (e.user !== user || e.date !== date) throw new StoreError(`${path} holds the entry of ${JSON.stringify(e.user)} on ${e.date}, not ${JSON.stringify(user)} on ${date}`)
       out.push(e)
     }
@@ -720,9 +723,9 @@ export class FileStore implements Store {
     const e = checkHistory(entry)
     const path = join(this.historyDir(e.user), `${e.date}.json`)
     if (await this.createEnvelope(path, e)) return e
-    const there = (await this.readEnvelope(path)) as HistoryEntry | null
+    const there = await this.readEnvelope(path)
     if (!there) throw new StoreError(`${path} vanished while it was being read; try again`)
-    return there
+    return storedHistory(there, path)
   }
 
   async deleteHistory(user: string): Promise<number> {
@@ -744,7 +747,8 @@ export class FileStore implements Store {
 
   async getProfile(user: string): Promise<ProfileDoc | null> {
     const path = this.profilePath(user)
-    const doc = (await this.readEnvelope(path)) as ProfileDoc | null
+    const raw = await this.readEnvelope(path)
+    const doc = raw === null ? null : storedProfile(raw, path)
     if (doc && doc.user !== user) throw new StoreError(`${path} holds the profile of ${JSON.stringify(doc.user)}, not ${JSON.stringify(user)}`)
     return doc
   }
@@ -766,8 +770,8 @@ export class FileStore implements Store {
     const out: ProfileDoc[] = []
     for (const f of names) {
       if (o.limit !== undefined && out.length >= o.limit) break
-      const doc = (await this.readEnvelope(join(dir, f))) as ProfileDoc | null
-      if (doc) out.push(doc)
+      const raw = await this.readEnvelope(join(dir, f))
+      if (raw !== null) out.push(storedProfile(raw, join(dir, f)))
     }
     return out
   }

@@ -17,6 +17,7 @@
  * Every write is an idempotent upsert by `_id`; nothing uses transactions. Credentials never
  * appear in messages, error causes or `location` (see redact.ts).
  */
+import { storedHistory, storedProfile, storedRun } from './schemas.js'
 import { createHash, randomBytes } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { mkdir, open, rename, unlink } from 'node:fs/promises'
@@ -133,6 +134,11 @@ export class MongoStore implements Store {
    * Connects (within a few seconds, or a `StoreError` naming host:port) and makes sure the
    * indexes exist. A URI that does not parse is a `ConfigError`.
    */
+  /** Names a document for a malformed-document error (no credentials). */
+  private docWhere(collection: string, w: unknown): string {
+    return `MongoDB at ${this.hosts} (database ${this.dbName}), ${collection} document ${JSON.stringify((w as { _id?: unknown })?._id ?? null)}`
+  }
+
   static async connect(uri: string, options: MongoStoreOptions = {}): Promise<MongoStore> {
     const parsed = parseMongoUri(uri)
     if (!parsed) throw new ConfigError('a MongoDB store needs a mongodb:// or mongodb+srv:// URI')
@@ -279,7 +285,7 @@ export class MongoStore implements Store {
   async getRun(id: string): Promise<RunDoc | null> {
     checkId('run id', id)
     const w = await this.op(`reading run ${id}`, () => this.col('runs').findOne({ _id: id as never }))
-    return w ? ((w as unknown as Wrapped<RunDoc>).doc ?? null) : null
+    return w ? storedRun((w as unknown as Wrapped<RunDoc>).doc, this.docWhere('runs', w)) : null
   }
 
   async listRuns(options: ListRunsOptions = {}): Promise<RunDoc[]> {
@@ -292,7 +298,7 @@ export class MongoStore implements Store {
       const cur = this.col('runs').find(filter).sort({ createdAtMs: -1, _id: -1 })
       return (limit === undefined ? cur : cur.limit(limit)).toArray()
     })
-    return all.map((w) => (w as unknown as Wrapped<RunDoc>).doc)
+    return all.map((w) => storedRun((w as unknown as Wrapped<RunDoc>).doc, this.docWhere('runs', w)))
   }
 
   async latestRun(options: Omit<ListRunsOptions, 'limit'> = {}): Promise<RunDoc | null> {
@@ -591,7 +597,7 @@ export class MongoStore implements Store {
       const cur = this.col('history').find(filter).sort({ date: -1 })
       return (q.limit === undefined ? cur : cur.limit(q.limit)).toArray()
     })
-    return all.map((w) => (w as unknown as Wrapped<HistoryEntry>).doc)
+    return all.map((w) => storedHistory((w as unknown as Wrapped<HistoryEntry>).doc, this.docWhere('history', w)))
   }
 
   async getHistories(users: readonly string[], query: HistoryQuery = {}): Promise<Map<string, HistoryEntry[]>> {
@@ -605,7 +611,7 @@ export class MongoStore implements Store {
     const filter: Document = { user: { $in: [...new Set(users)] }, ...(Object.keys(date).length ? { date } : {}) }
     const all = await this.op(`reading the history of ${users.length} users`, () => this.col('history').find(filter).sort({ user: 1, date: -1 }).toArray())
     for (const w of all) {
-      const e = (w as unknown as Wrapped<HistoryEntry>).doc
+      const e = storedHistory((w as unknown as Wrapped<HistoryEntry>).doc, this.docWhere('history', w))
       const list = out.get(e.user)
       if (list && (q.limit === undefined || list.length < q.limit)) list.push(e)
     }
@@ -625,7 +631,7 @@ export class MongoStore implements Store {
       }
       const there = await this.col('history').findOne({ _id: id as never })
       if (!there) throw new StoreError(`the history of ${JSON.stringify(e.user)} on ${e.date} vanished while it was being read; try again`)
-      return (there as unknown as Wrapped<HistoryEntry>).doc
+      return storedHistory((there as unknown as Wrapped<HistoryEntry>).doc, this.docWhere('history', there))
     })
   }
 
@@ -642,7 +648,7 @@ export class MongoStore implements Store {
   async getProfile(user: string): Promise<ProfileDoc | null> {
     checkUser(user)
     const w = await this.op(`reading the profile of ${JSON.stringify(user)}`, () => this.col('profiles').findOne({ _id: { $eq: user } as never }))
-    return w ? (w as unknown as Wrapped<ProfileDoc>).doc : null
+    return w ? storedProfile((w as unknown as Wrapped<ProfileDoc>).doc, this.docWhere('profiles', w)) : null
   }
 
   async putProfile(doc: ProfileDoc): Promise<void> {
@@ -658,7 +664,7 @@ export class MongoStore implements Store {
       const cur = this.col('profiles').find(filter).sort({ _id: 1 })
       return (o.limit === undefined ? cur : cur.limit(o.limit)).toArray()
     })
-    return all.map((w) => (w as unknown as Wrapped<ProfileDoc>).doc)
+    return all.map((w) => storedProfile((w as unknown as Wrapped<ProfileDoc>).doc, this.docWhere('profiles', w)))
   }
 
   async countProfiles(): Promise<number> {
