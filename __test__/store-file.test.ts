@@ -163,6 +163,11 @@ test('FileStore: an interrupted artifact write never reads as corruption', async
   writeFileSync(join(dir, 'artifacts/cb.999999999.0badcafe.tmp'), 'half')
   await s.listArtifacts()
   t.false(existsSync(join(dir, 'artifacts/cb.999999999.0badcafe.tmp')))
+  // ... and one in a run's folder, when the next artifact is written there
+  await s.putArtifact('runs/r9/adapter/a.bin', v1)
+  writeFileSync(join(dir, 'artifacts/runs/r9/adapter/b.bin.999999999.0badcafe.tmp'), 'half')
+  await s.putArtifact('runs/r9/adapter/b.bin', v2)
+  t.deepEqual(readdirSync(join(dir, 'artifacts/runs/r9/adapter')).filter((f) => f.endsWith('.tmp')), [])
 })
 
 test('FileStore: a damaged run, semantic-ID or history file is a StoreError naming it (primary data)', async (t) => {

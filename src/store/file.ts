@@ -545,6 +545,8 @@ export class FileStore implements Store {
       await mkdir(dirname(p.data), { recursive: true }).catch((err) => {
         throw new StoreError(`cannot create ${dirname(p.data)}`, { cause: err })
       })
+      // Leftovers of a writer killed mid-write (its temporary files) go before the new one lands.
+      await this.sweep(dirname(p.data), await this.list(dirname(p.data)))
       const tmp = tmpName(p.data)
       try {
         let got: { size: number; sha256: string }
