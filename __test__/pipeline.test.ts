@@ -2,7 +2,7 @@
 // (a kill in each stage, then resume), corrupted artifacts, two trainers, bad input.
 import test from 'ava'
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
@@ -236,4 +236,40 @@ test('invalid configs name the field', (t) => {
   t.is(d.lora.rank, 16)
   t.is(d.lora.alpha, 32)
   t.is(d.profile, 'compact')
+})
+
+test('SIGTERM during training is Ctrl-C: a checkpoint at the step it stopped, the lock released, exit 130; the rerun finishes', async (t) => {
+  const { spawn } = await import('node:child_process')
+  const home = tmp('sigterm')
+  try {
+    const config = join(home, 'config.json')
+    writeFileSync(config, JSON.stringify({ ...tinyConfig, dsl: { ...tinyConfig.dsl, steps: 400, evalEvery: 400, checkpointEvery: 100 } }))
+    const store = join(home, 'store')
+    const env = { ...process.env, WOTD_HOME: home, WOTD_WORK: join(home, 'work'), MONGODB_URI: '' }
+    const root = join(import.meta.dirname, '..')
+    const child = spawn(process.execPath, ['--import', '@oxc-node/core/register', join(root, 'src', 'cli', 'bin.ts'), 'train', '--config', config, '--store', store], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] })
+    const closed = new Promise<number | null>((r) => child.on('close', r))
+    let stderr = ''
+    let sent = false
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d
+      // Plain progress lines (not a terminal): stop once the LoRA steps have begun.
+      if (!sent && /^dsl\s+\d+\/400/m.test(stderr)) {
+        sent = true
+        child.kill('SIGTERM')
+      }
+    })
+    const code = await closed
+    t.true(sent, stderr)
+    t.is(code, 130, stderr)
+    t.regex(stderr, /CANCELLED/)
+    t.false(existsSync(join(store, 'locks', 'train.lock')), 'the lock was released')
+    const checkpoints = (readdirSync(join(home, 'work'), { recursive: true }) as string[]).filter((f) => /checkpoint-\d+$/.test(f))
+    t.true(checkpoints.length > 0, 'a checkpoint was written at the step it stopped')
+    const again = await runCli(['train', '--config', config, '--store', store, '--json'], { env, timeoutMs: 300_000 })
+    t.is(again.code, 0, again.stderr)
+    t.is(JSON.parse(again.stdout).stages.dsl.status, 'completed')
+  } finally {
+    rmSync(home, { recursive: true, force: true })
+  }
 })

@@ -1,5 +1,6 @@
 /** `wotd train`: the whole pipeline on the embedded defaults, with a progress bar per stage. */
 import type { Command } from 'commander'
+import { readFileSync } from 'node:fs'
 import pc from 'picocolors'
 import { onInterrupt } from '../signals.js'
 import { InvalidInputError } from '../../errors.js'
@@ -22,6 +23,7 @@ interface TrainOptions {
   decoder?: string
   wait?: boolean
   json?: boolean
+  config?: string
 }
 
 function int(name: string, v: string | undefined): number | undefined {
@@ -30,15 +32,36 @@ function int(name: string, v: string | undefined): number | undefined {
   return Number(v)
 }
 
+/** A `--config` file: a JSON `TrainingConfig` (any subset; the flags given override it). */
+function configFile(path: string | undefined): Record<string, unknown> {
+  if (path === undefined) return {}
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (err) {
+    throw new InvalidInputError(`--config ${path}: cannot read it (${(err as NodeJS.ErrnoException).code ?? String(err)})`, { cause: err })
+  }
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch (err) {
+    throw new InvalidInputError(`--config ${path} is not valid JSON: ${(err as Error).message}`)
+  }
+  if (!value || typeof value !== 'object' || Array.isArray(value)) throw new InvalidInputError(`--config ${path} must hold a JSON object (a training config)`)
+  return value as Record<string, unknown>
+}
+
 function configFrom(o: TrainOptions): TrainingConfigInput {
-  const corpus: Record<string, unknown> = {}
+  const base = configFile(o.config)
+  const section = (name: string) => ({ ...((base[name] as Record<string, unknown> | undefined) ?? {}) })
+  const corpus: Record<string, unknown> = section('corpus')
   if (o.provider) corpus.provider = o.provider
   if (o.cells) corpus.cells = o.cells
   if (o.wordsPerCorpus) corpus.wordsPerCorpus = int('words-per-corpus', o.wordsPerCorpus)
-  const cfg: Record<string, unknown> = { profile: o.profile, corpus }
+  const cfg: Record<string, unknown> = { ...base, profile: o.profile ?? base.profile ?? 'compact', corpus }
   if (o.seed) cfg.seed = int('seed', o.seed)
-  if (o.steps) cfg.dsl = { steps: int('steps', o.steps) }
-  if (o.mode) cfg.rvq = { mode: o.mode }
+  if (o.steps) cfg.dsl = { ...section('dsl'), steps: int('steps', o.steps) }
+  if (o.mode) cfg.rvq = { ...section('rvq'), mode: o.mode }
   if (o.embedder) cfg.embedderModel = o.embedder
   if (o.decoder) cfg.decoderModel = o.decoder
   return cfg as TrainingConfigInput
@@ -77,7 +100,8 @@ export function registerTrain(program: Command): void {
   program
     .command('train')
     .description('run the whole pipeline: corpus -> embeddings -> semantic IDs -> LoRA DSL model (re-runs skip finished stages, resume killed ones)')
-    .option('--profile <name>', 'compact | full', 'compact')
+    .option('--config <file.json>', 'a JSON training config (any subset of TrainingConfig); flags override it')
+    .option('--profile <name>', 'compact | full (default compact)')
     .option('--store <spec>', 'a folder or mongodb:// URI (default $MONGODB_URI, else $WOTD_HOME or ./.wotd)')
     .option('--provider <name>', 'corpus provider: auto | lexicon | openai')
     .option('--cells <set>', 'default | all')
@@ -90,7 +114,9 @@ export function registerTrain(program: Command): void {
     .option('--wait', 'wait for another trainer using the same store instead of failing')
     .option('--json', 'print the results as JSON')
     .action(async (opts: TrainOptions) => {
-      const trainer = new WOTDTrainer(configFrom(opts), { store: opts.store })
+      const config = configFrom(opts) as Record<string, unknown>
+      const trainer = new WOTDTrainer(config as TrainingConfigInput, { store: opts.store })
+      const profile = String(config.profile)
       const json = !!opts.json
       const bars = new Map<string, Progress>()
       const bar = (stage: string) => {
@@ -111,11 +137,11 @@ export function registerTrain(program: Command): void {
       try {
         // A first run pulls the profile's models itself (with a bar per file), so a newcomer
         // needs no separate `wotd models pull`.
-        if (isProfileName(opts.profile)) {
+        if (isProfileName(profile)) {
           const pulling = progressPrinter(json)
           try {
-            const skip = [...(opts.embedder ? ['embedder' as const] : []), ...(opts.decoder ? ['decoder' as const] : [])]
-            const pulled = await pullMissing(opts.profile, { onProgress: pulling.onProgress, signal: ac.signal, skip })
+            const skip = [...(config.embedderModel ? ['embedder' as const] : []), ...(config.decoderModel ? ['decoder' as const] : [])]
+            const pulled = await pullMissing(profile, { onProgress: pulling.onProgress, signal: ac.signal, skip })
             pulling.stop()
             for (const m of pulled) if (!json) process.stderr.write(pc.dim(`pulled the ${m.role} ${m.id} (${m.location.source}, ${formatBytes(m.location.sizeBytes)})\n`))
           } finally {
