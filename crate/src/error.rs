@@ -28,7 +28,7 @@ pub enum WotdError {
     #[error("unsupported model: {0}")]
     Unsupported(String),
 
-    #[error("I/O error on {}", path.display())]
+    #[error("I/O error on {}: {source}", path.display())]
     Io { path: PathBuf, #[source] source: std::io::Error },
 
     #[error("tensor operation failed")]

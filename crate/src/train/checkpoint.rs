@@ -55,19 +55,37 @@ pub fn write<S: Serialize>(
     keep: usize,
 ) -> Result<PathBuf> {
     fs::create_dir_all(dir).map_err(|e| WotdError::io(dir, e))?;
-    let final_path = dir.join(format!("{PREFIX}{step}"));
+    sweep_dead_writers(dir);
     let tmp = dir.join(format!(".{PREFIX}{step}.tmp-{}", std::process::id()));
     remove_dir_if_present(&tmp)?;
-    fs::create_dir_all(&tmp).map_err(|e| WotdError::io(&tmp, e))?;
+    // A failed write (a full disk, say) leaves nothing behind: the next one starts clean.
+    let written = write_into(dir, &tmp, step, state, model, optimizer, keep);
+    if written.is_err() {
+        let _ = fs::remove_dir_all(&tmp);
+    }
+    written
+}
 
-    model.save_adapter(&tmp)?;
+fn write_into<S: Serialize>(
+    dir: &Path,
+    tmp: &Path,
+    step: usize,
+    state: &S,
+    model: &(impl TrainableLm + ?Sized),
+    optimizer: &AdamW,
+    keep: usize,
+) -> Result<PathBuf> {
+    let final_path = dir.join(format!("{PREFIX}{step}"));
+    fs::create_dir_all(tmp).map_err(|e| WotdError::io(tmp, e))?;
+
+    model.save_adapter(tmp)?;
     let moments: HashMap<String, Tensor> = optimizer.state_tensors().into_iter().collect();
-    candle_core::safetensors::save(&moments, tmp.join(OPTIMIZER_FILE))?;
+    save_tensors(&moments, &tmp.join(OPTIMIZER_FILE))?;
     let state_json = serde_json::to_vec_pretty(state).map_err(|e| WotdError::InvalidInput(format!("trainer state: {e}")))?;
     write_synced(&tmp.join(STATE_FILE), &state_json)?;
 
     let mut files = Vec::new();
-    for entry in sorted_entries(&tmp)? {
+    for entry in sorted_entries(tmp)? {
         let path = tmp.join(&entry);
         let bytes = fs::read(&path).map_err(|e| WotdError::io(&path, e))?;
         sync_file(&path)?;
@@ -75,21 +93,47 @@ pub fn write<S: Serialize>(
     }
     let marker = serde_json::to_vec_pretty(&Marker { step, files }).expect("marker serializes");
     write_synced(&tmp.join(MARKER), &marker)?;
-    sync_dir(&tmp);
+    sync_dir(tmp);
 
     if final_path.exists() {
         // Re-saving a step (a resumed run cancelled before its next step): the old copy goes
         // aside first, so at every instant one complete copy exists under some name.
         let aside = dir.join(format!(".{PREFIX}{step}.old-{}", std::process::id()));
         fs::rename(&final_path, &aside).map_err(|e| WotdError::io(&final_path, e))?;
-        fs::rename(&tmp, &final_path).map_err(|e| WotdError::io(&final_path, e))?;
+        fs::rename(tmp, &final_path).map_err(|e| WotdError::io(&final_path, e))?;
         remove_dir_if_present(&aside)?;
     } else {
-        fs::rename(&tmp, &final_path).map_err(|e| WotdError::io(&final_path, e))?;
+        fs::rename(tmp, &final_path).map_err(|e| WotdError::io(&final_path, e))?;
     }
     sync_dir(dir);
     prune(dir, keep)?;
     Ok(final_path)
+}
+
+/// Tensors to a safetensors file through `write_synced`, so a failed write is an I/O error
+/// naming the file and the reason (no space left on device), not a bare tensor error.
+pub fn save_tensors(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
+    let bytes = safetensors::serialize(tensors.iter().map(|(k, v)| (k.as_str(), v)), None)
+        .map_err(|e| WotdError::InvalidInput(format!("cannot serialize tensors for {}: {e}", path.display())))?;
+    write_synced(path, &bytes)
+}
+
+/// Removes the temporary and set-aside folders of writers that no longer run (a kill or a
+/// crash mid-write), so they do not pile up. Only on Linux, where `/proc` says whether a pid
+/// runs; elsewhere they stay, and never count as checkpoints.
+fn sweep_dead_writers(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.starts_with(&format!(".{PREFIX}")) {
+            continue;
+        }
+        let Some(pid) = name.rsplit(['-']).next().and_then(|p| p.parse::<u32>().ok()) else { continue };
+        let dead = pid != std::process::id() && Path::new("/proc/self").exists() && !Path::new(&format!("/proc/{pid}")).exists();
+        if dead {
+            let _ = fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// The newest checkpoint under `dir` whose marker is present, parses, names its own step and

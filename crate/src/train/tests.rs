@@ -457,3 +457,29 @@ fn cancel_between_micro_batches_undoes_the_step_and_resumes_exactly() -> crate::
     std::fs::remove_dir_all(&dir_b).ok();
     Ok(())
 }
+
+#[test]
+fn leftovers_of_dead_checkpoint_writers_are_swept_and_a_failed_write_says_why() -> crate::Result<()> {
+    let tok = fixture_tokenizer();
+    let (data, cfg) = resumable_setup(&tok);
+    let cfg = TrainConfig { epochs: None, max_steps: Some(2), checkpoint_every: 1, keep_checkpoints: 1, ..cfg };
+    let model = TinyLm::new(tok.vocab_size(), 1, 2, 0.0)?;
+    let dir = tempdir("sweep");
+    // A writer killed mid-write (pid 999999999 does not run) left its temporary folder.
+    let stale = dir.join(".checkpoint-7.tmp-999999999");
+    std::fs::create_dir_all(&stale).unwrap();
+    std::fs::write(stale.join("optimizer.safetensors"), b"half").unwrap();
+    Trainer::new(&model, &data, cfg.clone(), &dir)?.run(false, &mut no_progress(), &AtomicBool::new(false))?;
+    if std::path::Path::new("/proc/self").exists() {
+        assert!(!stale.exists(), "the dead writer's folder is swept");
+    }
+    // A checkpoint that cannot be written (its folder is a file) is an I/O error naming the
+    // place and why.
+    let file_dir = dir.join("not-a-folder");
+    std::fs::write(&file_dir, b"x").unwrap();
+    let err = Trainer::new(&model, &data, cfg, &file_dir).and_then(|t| t.run(false, &mut no_progress(), &AtomicBool::new(false))).unwrap_err();
+    assert_eq!(err.code(), "IO", "{err}");
+    assert!(err.to_string().contains("not-a-folder") && err.to_string().contains("os error"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+    Ok(())
+}
