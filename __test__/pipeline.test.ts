@@ -273,3 +273,29 @@ test('SIGTERM during training is Ctrl-C: a checkpoint at the step it stopped, th
     rmSync(home, { recursive: true, force: true })
   }
 })
+
+test('a lock that cannot be released hides nothing: the training failure is reported, else the release failure with its cause', async (t) => {
+  const { MemoryStore } = await import('../src/store/index.js')
+  const lost = new Error('connection to the server was lost')
+  class FlakyStore extends MemoryStore {
+    override async acquireLock(name: string, options = {}) {
+      const lock = await super.acquireLock(name, options)
+      return Object.assign(Object.create(Object.getPrototypeOf(lock)), lock, {
+        check: () => lock.check(),
+        release: async () => {
+          await lock.release()
+          throw new StoreError('releasing the lock train failed', { cause: lost })
+        },
+      })
+    }
+  }
+  // Training fails (no such decoder): that failure is what the caller sees.
+  const broken = { ...tinyConfig, decoderModel: join(tmp('missing'), 'no-model-here') }
+  const err = await t.throwsAsync(new WOTDTrainer(broken, { store: new FlakyStore() }).trainCompletePipeline())
+  t.notRegex(err!.message, /releasing the lock/)
+  // Training succeeds: the release failure is reported with the real cause beneath it.
+  const rel = await t.throwsAsync(new WOTDTrainer(tinyConfig, { store: new FlakyStore() }).trainCompletePipeline(), { instanceOf: StoreError })
+  t.regex(rel!.message, /training finished, but releasing the lock "train" of .* failed/)
+  const { causeChain } = await import('../src/errors.js')
+  t.true(causeChain(rel).some((m) => m.includes('connection to the server was lost')), causeChain(rel).join(' <- '))
+})
