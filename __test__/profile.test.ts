@@ -254,3 +254,26 @@ test.serial('a store whose work folder cannot be written still serves describe, 
     t.is(r.code, 0, `${args[0]}: ${r.stderr}`)
   }
 })
+
+test.serial('the catalogue\'s attribute probabilities come from the cache exactly as computed, and a damaged cache file is recomputed', async (t) => {
+  const { readdirSync: ls, writeFileSync: write, statSync } = await import('node:fs')
+  const { cacheDir } = await import('../src/cache/embeddings.js')
+  const { store } = await trained
+  const first = await WOTDModel.open({ store })
+  const a = (await first.catalogueIndex()).probabilities
+  await first.close()
+  t.truthy(a, 'the tiny run is hybrid: it has attribute probabilities')
+  const dir = join(cacheDir(), 'catalogue')
+  const files = ls(dir).filter((f) => f.startsWith('probs-'))
+  t.true(files.length > 0)
+  const newest = files.map((f) => join(dir, f)).sort((x, y) => statSync(y).mtimeMs - statSync(x).mtimeMs)[0]
+  const again = await WOTDModel.open({ store })
+  const b = (await again.catalogueIndex()).probabilities
+  await again.close()
+  t.deepEqual(Array.from(b!.data), Array.from(a!.data))
+  write(newest, 'damaged')
+  const third = await WOTDModel.open({ store })
+  const c = (await third.catalogueIndex()).probabilities
+  await third.close()
+  t.deepEqual(Array.from(c!.data), Array.from(a!.data))
+})

@@ -33,8 +33,9 @@ export class CatalogueIndex {
     }
   }
 
-  static build(catalogue: Catalogue, vectors: Embeddings, ids: Uint8Array, encoder: SemanticEncoder, trainingWords: Iterable<string>): CatalogueIndex {
-    const probs = encoder.predictor ? encoder.probabilities(vectors.data, vectors.rows, catalogue.entries) : undefined
+  /** `probabilities`: the encoder's for these rows when already known (a cache); else computed. */
+  static build(catalogue: Catalogue, vectors: Embeddings, ids: Uint8Array, encoder: SemanticEncoder, trainingWords: Iterable<string>, probabilities?: AttributeProbabilities): CatalogueIndex {
+    const probs = encoder.predictor ? (probabilities ?? encoder.probabilities(vectors.data, vectors.rows, catalogue.entries)) : undefined
     return new CatalogueIndex(catalogue, vectors, ids, encoder, probs, trainingWords)
   }
 

@@ -2,7 +2,6 @@
 import type { Command } from 'commander'
 import pc from 'picocolors'
 import { InvalidInputError } from '../../errors.js'
-import { buildReport } from '../../report/index.js'
 import { formatBytes, printJson } from '../output.js'
 
 interface ReportOptions {
@@ -29,6 +28,8 @@ export function registerReport(program: Command): void {
       if (samples !== undefined && (!Number.isInteger(samples) || samples < 1 || samples > 64)) {
         throw new InvalidInputError(`--samples must be a whole number 1-64, got "${o.samples}"`)
       }
+      // Loaded on use: the report's renderer (vega) would slow every other command's start.
+      const { buildReport } = await import('../../report/index.js')
       const r = await buildReport({ store: o.store, runId: o.run, out: o.out, samples, model: o.lm ? undefined : false })
       if (o.json && o.out !== '-') return printJson(r)
       // With `--out -` the HTML is on stdout: the summary goes to stderr.

@@ -4,11 +4,15 @@
  * encoding (seconds) is per run. The IDs go to the store as an artifact, 4 bytes a word, with
  * the catalogue's content hash so a reader never pairs them with another word list.
  */
+import { createHash } from 'node:crypto'
+import { join } from 'node:path'
+import { readBlob, writeBlob } from '../../cache/blob.js'
+import { cacheDir } from '../../cache/embeddings.js'
 import { Catalogue } from '../../catalogue/catalogue.js'
 import { catalogueVectors, type CatalogueVectors } from '../../catalogue/vectors.js'
 import type { BGEEmbedder } from '../../embed/index.js'
 import { CatalogueIndex } from '../../recommend/index.js'
-import type { SemanticEncoder } from '../../semantic/index.js'
+import type { AttributeProbabilities, SemanticEncoder } from '../../semantic/index.js'
 import type { RunDoc, Store } from '../../store/index.js'
 import { artifactName, type RunContext } from '../run-context.js'
 
@@ -87,5 +91,26 @@ export async function openCatalogueIndex(opts: {
     if (buf && buf.length === catalogue.size * 4) ids = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength)
   }
   ids ??= encodeCatalogue(catalogue, vectors, opts.encoder)
-  return CatalogueIndex.build(catalogue, vectors, ids, opts.encoder, opts.trainingWords)
+  const probs = opts.encoder.predictor ? await cachedProbabilities(opts.run, catalogue, opts.embedder, () => opts.encoder.probabilities(vectors.data, vectors.rows, catalogue.entries)) : undefined
+  return CatalogueIndex.build(catalogue, vectors, ids, opts.encoder, opts.trainingWords, probs)
+}
+
+/**
+ * The run's attribute probabilities of every catalogue word, kept in the unified cache: they
+ * cost a third of a second at every start otherwise. Keyed by everything they depend on (the
+ * run's RVQ artifacts, the catalogue, the embedding space); a damaged file is recomputed.
+ */
+async function cachedProbabilities(run: RunDoc, catalogue: Catalogue, embedder: BGEEmbedder, compute: () => AttributeProbabilities): Promise<AttributeProbabilities> {
+  const rvq = Object.values(run.stages.rvq?.artifacts ?? {}).map((a) => a.sha256).sort()
+  const key = createHash('sha256').update(JSON.stringify(['wotd-catalogue-probs/1', run.id, rvq, catalogue.hash, catalogue.size, embedder.space])).digest('hex').slice(0, 32)
+  const file = join(cacheDir(), 'catalogue', `probs-${key}.bin`)
+  const hit = await readBlob(file).catch(() => ({ payload: undefined }))
+  if (hit.payload && hit.payload.length === catalogue.size * 12 * 4) {
+    const data = new Float32Array(hit.payload.buffer.slice(hit.payload.byteOffset, hit.payload.byteOffset + hit.payload.length))
+    return { data, rows: catalogue.size }
+  }
+  const probs = compute()
+  // A cache that cannot be written (read-only home) only costs the time again next start.
+  await writeBlob(file, Buffer.from(probs.data.buffer, probs.data.byteOffset, probs.data.byteLength)).catch(() => {})
+  return probs
 }
