@@ -171,6 +171,8 @@ export interface InferenceProgress {
   phase: 'catalogue'
   done: number
   total: number
+  /** Of `done`, the rows read from the cache rather than embedded now. */
+  cached: number
 }
 
 /** People scored against the catalogue in one matrix product by `wordsOfTheDayForAll`. */
@@ -298,7 +300,7 @@ export class WOTDModel {
         encoder,
         embedder,
         trainingWords: known.map((k) => k.word),
-        onProgress: this.onProgress ? (p) => this.onProgress!({ phase: 'catalogue', done: p.done, total: p.total }) : undefined,
+        onProgress: this.onProgress ? (p) => this.onProgress!({ phase: 'catalogue', done: p.done, total: p.total, cached: p.cached }) : undefined,
       })
     })()
     return this.indexP

@@ -31,7 +31,8 @@ export async function withModel<T>(o: Common, f: (m: WOTDModel, signal: AbortSig
     m = await WOTDModel.open({
       store: o.store,
       runId: o.run,
-      onProgress: (p) => bar.update(p.done, p.total),
+      // Only real embedding work shows a bar; reading the cached catalogue is quick and silent.
+      onProgress: (p) => p.done > p.cached && bar.update(p.done, p.total),
       pullMissing: { onProgress: pulling.onProgress, signal: interrupt.signal },
     })
     return await f(m, interrupt.signal)

@@ -31,7 +31,8 @@ export function registerServe(program: Command): void {
       const interrupt = onInterrupt()
       const bar = progressBar('embedding the word catalogue (once per embedder)')
       const pulling = progressPrinter(false)
-      const model = await WOTDModel.open({ store: o.store, runId: o.run, onProgress: (p) => bar.update(p.done, p.total), pullMissing: { onProgress: pulling.onProgress, signal: interrupt.signal } })
+      const model = await WOTDModel.open({ store: o.store, runId: o.run, // Only real embedding work shows a bar; reading the cached catalogue is quick and silent.
+      onProgress: (p) => p.done > p.cached && bar.update(p.done, p.total), pullMissing: { onProgress: pulling.onProgress, signal: interrupt.signal } })
       try {
         // Load the catalogue before listening, so the first visitor does not wait for it.
         await model.catalogueIndex()

@@ -77,7 +77,7 @@ export async function openCatalogueIndex(opts: {
   encoder: SemanticEncoder
   embedder: BGEEmbedder
   trainingWords: Iterable<string>
-  onProgress?: (p: { done: number; total: number }) => void
+  onProgress?: (p: { done: number; total: number; cached: number }) => void
   signal?: AbortSignal
 }): Promise<CatalogueIndex> {
   const catalogue = await Catalogue.load()
