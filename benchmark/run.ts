@@ -770,6 +770,31 @@ const machine = {
   loadAvgStart: loads[0].load.map((x) => +x.toFixed(2)),
   loadAvgEnd: loads[loads.length - 1].load.map((x) => +x.toFixed(2)),
 }
+// The issue-14 targets as plain numbers (null where the reference stack was not there): what the
+// README's target table and any later comparison read.
+const prefillOurs = median(gen.q8_0?.singleStream.map((x) => x.prefillMs) ?? [])
+const prefillTheirs = median(decodeTheirs[0]?.runs.map((r) => r.prefill_ms) ?? [])
+const orNull = (x: number | undefined | null) => (x === undefined || x === null || Number.isNaN(x) ? null : +x.toFixed(4))
+const summary = {
+  trainingTokensPerS: orNull(oursTps),
+  trainingRatioVsPeft: orNull(oursTps && theirsTps ? oursTps / theirsTps : undefined),
+  prefillRatioVsLlamaCpp: orNull(prefillOurs && prefillTheirs ? prefillTheirs / prefillOurs : undefined),
+  decodeRatioVsLlamaCpp: orNull(decodeOurs('q8_0') && decodeRef(0) ? decodeRef(0)! / decodeOurs('q8_0')! : undefined),
+  msPerWordP50: orNull(apiCheck?.available ? apiCheck.msPerWordP50 : undefined),
+  pipelineWallS: orNull(steps === dslDefaults.steps ? pipelineWall : projectedWall),
+  pipelinePeakRssMb: orNull(pipelinePeak),
+  embedRatioVsSentenceTransformers: orNull(embedOurs && embedRef ? embedOurs / embedRef : undefined),
+  machine: { cpu: machine.cpu, cores: machine.cores, threads, loadAvgStart: machine.loadAvgStart, loadAvgEnd: machine.loadAvgEnd },
+}
+const targetRows: string[][] = [
+  ['LoRA training tokens/s vs transformers+PEFT (same examples, no checkpointing, same dropout)', summary.trainingRatioVsPeft === null ? 'n/a' : `${fmt(summary.trainingRatioVsPeft, 2)}x`, `${fmt(oursTps, 1)} vs ${fmt(theirsTps, 1)} tokens/s`, '≥ 1.3x', verdict(summary.trainingRatioVsPeft === null ? undefined : summary.trainingRatioVsPeft >= 1.3)],
+  ['Prefill, same merged Q8_0 GGUF, vs llama.cpp (speed ratio)', summary.prefillRatioVsLlamaCpp === null ? 'n/a' : `${fmt(summary.prefillRatioVsLlamaCpp, 2)}x`, `${fmt(prefillOurs, 0)} vs ${fmt(prefillTheirs, 0)} ms`, '≥ 1.0x', verdict(summary.prefillRatioVsLlamaCpp === null ? undefined : summary.prefillRatioVsLlamaCpp >= 1)],
+  ['Decode, same merged Q8_0 GGUF, vs llama.cpp (speed ratio)', summary.decodeRatioVsLlamaCpp === null ? 'n/a' : `${fmt(summary.decodeRatioVsLlamaCpp, 2)}x`, `${fmt(decodeOurs('q8_0'), 1)} vs ${fmt(decodeRef(0), 1)} ms/token`, '≥ 1.0x', verdict(summary.decodeRatioVsLlamaCpp === null ? undefined : summary.decodeRatioVsLlamaCpp >= 1)],
+  ['Default word generation, ms per word p50 (WOTDModel.generateWordsFromId)', fmt(summary.msPerWordP50, 1), '', '≤ 30 ms', verdict(summary.msPerWordP50 === null ? undefined : summary.msPerWordP50 <= 30)],
+  [`Pipeline wall at the default ${dslDefaults.steps} DSL steps${steps === dslDefaults.steps ? '' : ' (extrapolated)'}`, summary.pipelineWallS === null ? 'n/a' : `${fmt(summary.pipelineWallS, 0)} s`, '', '≤ 180 s', verdict(summary.pipelineWallS === null ? undefined : summary.pipelineWallS <= 180)],
+  ['Pipeline peak RSS', `${fmt(summary.pipelinePeakRssMb, 0)} MB`, '', '≤ 1,536 MB', verdict(summary.pipelinePeakRssMb === null ? undefined : summary.pipelinePeakRssMb <= 1536)],
+  ['Embedding words/s vs sentence-transformers', summary.embedRatioVsSentenceTransformers === null ? 'n/a' : `${fmt(summary.embedRatioVsSentenceTransformers, 2)}x`, `${fmt(embedOurs, 0)} vs ${fmt(embedRef, 0)} words/s`, '≥ 1.5x', verdict(summary.embedRatioVsSentenceTransformers === null ? undefined : summary.embedRatioVsSentenceTransformers >= 1.5)],
+]
 const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`
 const md = [
   `# wotd-ml benchmark: ${args.name}`,
@@ -777,6 +802,10 @@ const md = [
   `${new Date().toISOString()} · \`${command}\` · ${machine.cpu}, ${machine.cores} cores, ${threads} threads, load average ${machine.loadAvgStart.join('/')} at start, ${machine.loadAvgEnd.join('/')} at end (1/5/15 min; other jobs shared the machine) · ${fmt((now() - started) / 60, 1)} min for the whole bench`,
   '',
   `Compact profile (${embedder.modelId} + ${baseModel}), bundled lexicon, 12 default cells x 100 words; DSL stage ${steps} steps (default ${dslDefaults.steps}). "Context" holds the reference stack and derived figures; ratios are ours over theirs in speed (>1x: ours faster).`,
+  '',
+  'Speed targets (issue 14), the same figures as `summary` in the JSON:',
+  '',
+  table(['target', 'wotd-ml', 'measured', 'target', 'vs target'], targetRows),
   '',
   table(['figure', 'wotd-ml', 'context / reference', "seed's claim", 'DESIGN.md target', 'vs target'], main),
   '',
@@ -798,6 +827,7 @@ const result = {
   command,
   machine,
   markdown: md,
+  summary,
   settings: { name: args.name, steps, defaultSteps: dslDefaults.steps, quick, threads, patterns: patterns.length, wordsPerRequest: WORDS_PER_REQUEST, sideBySide: SBS, config },
   loadAverages: loads,
   matmul: { candleStart: peakStart, candleEnd: peakEnd, samplesGflops: peakSamples, peakGflops: peak, torchGflops: torchPeak },

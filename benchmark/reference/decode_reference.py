@@ -86,6 +86,10 @@ def main() -> None:
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "threads": threads,
         "versions": {"python": platform.python_version(), "llama_cpp_python": llama_cpp.__version__},
+        # What this llama.cpp build uses (instruction sets, OpenMP, repacking); the build flags
+        # themselves are whatever CMAKE_ARGS pip was given (benchmark/reference/README.md).
+        "system_info": llama_cpp.llama_print_system_info().decode("utf-8", errors="replace").strip(),
+        "build_cmake_args": os.environ.get("WOTD_LCPP_CMAKE_ARGS"),
     }))
 
 

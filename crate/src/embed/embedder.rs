@@ -95,7 +95,7 @@ impl Embedder {
     }
 
     pub fn from_files(files: &ModelFiles, model_id: &str, opts: &EmbedderOptions) -> Result<Self> {
-        crate::runtime::serial_elementwise_by_default();
+        crate::runtime::configure_cpu_threads();
         let config_path = files.dir.join("config.json");
         let config_text = serde_json::to_string(&files.config).map_err(|e| WotdError::InvalidInput(e.to_string()))?;
         let config = BertConfig::from_json(&config_text).map_err(|e| match e {

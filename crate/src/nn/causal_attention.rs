@@ -15,6 +15,10 @@
 //!   real tokens only (`cumsum(mask) - 1`, padding at 1), keys at padded slots are hidden.
 
 use super::cpu::contiguous_f32;
+use super::cpu::exp::exp;
+use super::cpu::par::{for_rows, rows_of, RowsMut};
+use super::cpu::reduce::{max, sum_by};
+use super::cpu::simd::vectorized;
 use super::kv_cache::LayerKv;
 use super::lora::{LoraLinear, LoraMode};
 use super::rotary::{RopeTables, RotaryEmbedding};
@@ -158,7 +162,7 @@ impl CustomOp1 for ScaledMaskedSoftmax {
         let x = contiguous_f32(storage, layout, "softmax")?;
         let dims = layout.dims();
         let k = *dims.last().unwrap_or(&1);
-        let mut out = x.to_vec();
+        let mut out = vec![0f32; x.len()];
         let scale = self.scale as f32;
         let guard = self.mask.as_ref().map(|m| m.storage_and_layout());
         let mask: Option<(&[f32], usize, usize, usize)> = match (&guard, &self.mask) {
@@ -170,33 +174,65 @@ impl CustomOp1 for ScaledMaskedSoftmax {
             }
             _ => None,
         };
-        for (r, row) in out.chunks_exact_mut(k).enumerate() {
-            if scale != 1.0 {
-                row.iter_mut().for_each(|v| *v *= scale);
-            }
-            if let Some((m, mb, heads, t)) = mask {
-                let bi = r / (heads * t);
-                let ti = r % t;
-                let off = ((if mb == 1 { 0 } else { bi }) * t + ti) * k;
-                row.iter_mut().zip(&m[off..off + k]).for_each(|(v, &a)| *v += a);
-            }
-            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0f32;
-            row.iter_mut().for_each(|v| {
-                *v = (*v - max).exp();
-                sum += *v;
-            });
-            row.iter_mut().for_each(|v| *v /= sum);
-        }
+        let rows = x.len() / k.max(1);
+        let dst = RowsMut::new(&mut out, k);
+        for_rows(rows, k, |range| {
+            // SAFETY: for_rows gives disjoint ranges.
+            let o = unsafe { dst.rows(range.clone()) };
+            let xs = rows_of(x, k, range.clone());
+            vectorized(|| {
+                for (i, (row, orow)) in xs.chunks_exact(k).zip(o.chunks_exact_mut(k)).enumerate() {
+                    let r = range.start + i;
+                    match mask {
+                        Some((m, mb, heads, t)) => {
+                            let bi = r / (heads * t);
+                            let ti = r % t;
+                            let off = ((if mb == 1 { 0 } else { bi }) * t + ti) * k;
+                            for ((o, &v), &a) in orow.iter_mut().zip(row).zip(&m[off..off + k]) {
+                                *o = v * scale + a;
+                            }
+                        }
+                        None => orow.iter_mut().zip(row).for_each(|(o, &v)| *o = v * scale),
+                    }
+                    let top = max(orow);
+                    orow.iter_mut().for_each(|v| *v = exp(*v - top));
+                    let inv = 1.0 / sum_by(k, |j| orow[j]);
+                    orow.iter_mut().for_each(|v| *v *= inv);
+                }
+            })
+        });
         Ok((CpuStorage::F32(out), layout.shape().clone()))
     }
 
     fn bwd(&self, _arg: &Tensor, res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
         // dx = scale * y * (g - sum(g * y)); the mask is a constant.
-        let y = res.detach();
-        let gy = (grad * &y)?;
-        let s = gy.sum_keepdim(D::Minus1)?;
-        Ok(Some(((gy - y.broadcast_mul(&s)?)? * self.scale)?))
+        let grad = grad.contiguous()?;
+        let k = res.dims().last().copied().unwrap_or(1).max(1);
+        let scale = self.scale as f32;
+        let guards = [res, &grad].map(|t| t.storage_and_layout());
+        let [y, g] = [0, 1].map(|i| -> candle_core::Result<&[f32]> {
+            let (st, l) = &guards[i];
+            let Storage::Cpu(c) = &**st else { candle_core::bail!("softmax: CPU tensors only") };
+            contiguous_f32(c, l, "softmax")
+        });
+        let (y, g) = (y?, g?);
+        let mut dx = vec![0f32; y.len()];
+        let dst = RowsMut::new(&mut dx, k);
+        for_rows(y.len() / k, k, |range| {
+            // SAFETY: for_rows gives disjoint ranges.
+            let o = unsafe { dst.rows(range.clone()) };
+            let (y, g) = (rows_of(y, k, range.clone()), rows_of(g, k, range));
+            vectorized(|| {
+                for ((yr, gr), or) in y.chunks_exact(k).zip(g.chunks_exact(k)).zip(o.chunks_exact_mut(k)) {
+                    let dot = sum_by(k, |j| gr[j] * yr[j]);
+                    for ((o, &yv), &gv) in or.iter_mut().zip(yr).zip(gr) {
+                        *o = scale * yv * (gv - dot);
+                    }
+                }
+            })
+        });
+        drop(guards);
+        Ok(Some(Tensor::from_vec(dx, res.shape(), res.device())?))
     }
 }
 
@@ -385,7 +421,8 @@ mod tests {
         let w = Tensor::new(&[[1f32, 2., 3., 4.], [-1., 0.5, 2., 0.]], &dev)?;
         let ours = softmax_last_dim(x.as_tensor())?;
         let theirs = candle_nn::ops::softmax(x.as_tensor(), D::Minus1)?;
-        assert!((&ours - &theirs)?.abs()?.max_all()?.to_scalar::<f32>()? < 1e-7);
+        // Our exp is within 2 ulp of libm's (nn::cpu::exp), so probabilities agree to a few ulp.
+        assert!((&ours - &theirs)?.abs()?.max_all()?.to_scalar::<f32>()? < 5e-7);
         let g1 = (&ours * &w)?.sum_all()?.backward()?.get(&x).unwrap().clone();
         let g2 = (&theirs * &w)?.sum_all()?.backward()?.get(&x).unwrap().clone();
         assert!((&g1 - &g2)?.abs()?.max_all()?.to_scalar::<f32>()? < 1e-6);

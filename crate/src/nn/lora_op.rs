@@ -5,15 +5,20 @@
 //! Composed from ordinary ops, every intermediate (the base output, the dropped input, the
 //! rank-r product, the low-rank output, their sum) is an input of some node and stays alive
 //! until the backward pass: three output-sized and one input-sized tensor per projection, about
-//! a third of a decoder layer's activation memory. Here the graph holds only `x`; the dropout
-//! mask is kept as the generator state it came from, and the backward recomputes it and the
-//! cheap rank-r product.
+//! a third of a decoder layer's activation memory. Here the graph holds only `x` and the
+//! dropout mask as bits; the backward reapplies the mask and recomputes the cheap rank-r
+//! product. The backward multiplies the slices directly ([`super::cpu::gemm`]): `dx` is the
+//! masked low-rank product with `g W` accumulated onto it, one output buffer instead of two
+//! products and their sum.
 
 use super::cpu::contiguous_f32;
+use super::cpu::gemm::{matmul_into, Mat};
+use super::cpu::par::{for_rows, rows_of, RowsMut};
+use super::cpu::simd::vectorized;
 use super::frozen_linear::{add_bias_rows, matmul_by_transposed, matmul_nt};
 use super::lora::DropoutMask;
 use crate::error::Result;
-use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Storage, Tensor};
 
 pub(crate) struct FusedLora {
     /// Frozen `[out, in]` weight and `[out]` bias.
@@ -66,8 +71,7 @@ impl CustomOp3 for FusedLora {
                     candle_core::bail!("fused lora: dropout mask of {} elements for an input of {}", mask.len(), m * k);
                 }
                 let x = contiguous_f32(xs, xl, "fused lora")?;
-                let mut dropped = mask.values();
-                dropped.iter_mut().zip(x).for_each(|(d, v)| *d *= v);
+                let dropped = masked(mask, x, m, k);
                 let dropped = CpuStorage::F32(dropped);
                 matmul_nt(&dropped, 0, m, k, a_s, al.start_offset(), r)?
             }
@@ -105,26 +109,64 @@ impl CustomOp3 for FusedLora {
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (n, k) = self.weight.dims2()?;
         let m = grad.elem_count() / n.max(1);
-        let (a, b) = (a.detach(), b.detach());
-        let g = grad.contiguous()?.reshape((m, n))?;
-        let x2 = x.detach().contiguous()?.reshape((m, k))?;
-        let mask = self.mask.as_ref().map(|d| Tensor::from_vec(d.values(), (m, k), x.device())).transpose()?;
-        let xd = match &mask {
-            Some(mk) => (&x2 * mk)?,
-            None => x2,
-        };
-        // dL/d(rank-r product), scaled: [m, r].
-        let gb = (g.matmul(&b)? * self.scale)?;
-        let mut dlow = gb.matmul(&a)?;
-        if let Some(mk) = &mask {
-            dlow = (dlow * mk)?;
+        let r = a.dims2()?.0;
+        let dev = x.device();
+        let (grad, x, a, b) = (grad.contiguous()?, x.contiguous()?, a.contiguous()?, b.contiguous()?);
+        let guards = [&grad, &x, &a, &b, &self.weight].map(|t| t.storage_and_layout());
+        let [g, xs, a_s, b_s, w] = [0, 1, 2, 3, 4].map(|i| -> candle_core::Result<&[f32]> {
+            let (st, l) = &guards[i];
+            let Storage::Cpu(c) = &**st else { candle_core::bail!("fused lora: CPU tensors only") };
+            contiguous_f32(c, l, "fused lora")
+        });
+        let (g, xs, a_s, b_s, w) = (g?, xs?, a_s?, b_s?, w?);
+        if g.len() != m * n || xs.len() != m * k || a_s.len() != r * k || b_s.len() != n * r || w.len() != n * k {
+            candle_core::bail!("fused lora backward: x {:?}, A {:?}, B {:?}, W {:?}, grad of {} values do not fit", x.dims(), a.dims(), b.dims(), self.weight.dims(), g.len());
         }
-        let dx = (g.matmul(&self.weight)? + dlow)?.reshape(x.shape())?;
-        let da = gb.t()?.matmul(&xd)?;
-        let u = (xd.matmul(&a.t()?)? * self.scale)?;
-        let db = g.t()?.matmul(&u)?;
-        Ok((Some(dx), Some(da), Some(db)))
+        let s = self.scale as f32;
+        let dropped = self.mask.as_ref().map(|mask| masked(mask, xs, m, k));
+        let xd: &[f32] = dropped.as_deref().unwrap_or(xs);
+        // dL/d(rank-r product), scaled: [m, r].
+        let mut gb = vec![0f32; m * r];
+        matmul_into(&mut gb, Mat::rows(g, m, n), Mat::rows(b_s, n, r), s, false);
+        // dx = mask(gb A) + g W.
+        let mut dx = vec![0f32; m * k];
+        matmul_into(&mut dx, Mat::rows(&gb, m, r), Mat::rows(a_s, r, k), 1.0, false);
+        if let Some(mask) = &self.mask {
+            let rows = RowsMut::new(&mut dx, k);
+            for_rows(m, k, |range| {
+                // SAFETY: for_rows gives disjoint ranges.
+                let d = unsafe { rows.rows(range.clone()) };
+                vectorized(|| mask.apply_in_place(range.start * k, d));
+            });
+        }
+        matmul_into(&mut dx, Mat::rows(g, m, n), Mat::rows(w, n, k), 1.0, true);
+        // dA = gb^T xd: [r, k]; dB = g^T (s xd A^T): [n, r].
+        let mut da = vec![0f32; r * k];
+        matmul_into(&mut da, Mat::rows(&gb, m, r).t(), Mat::rows(xd, m, k), 1.0, false);
+        let mut u = vec![0f32; m * r];
+        matmul_into(&mut u, Mat::rows(xd, m, k), Mat::rows(a_s, r, k).t(), s, false);
+        let mut db = vec![0f32; n * r];
+        matmul_into(&mut db, Mat::rows(g, m, n).t(), Mat::rows(&u, m, r), 1.0, false);
+        drop(guards);
+        Ok((
+            Some(Tensor::from_vec(dx, x.shape(), dev)?),
+            Some(Tensor::from_vec(da, (r, k), dev)?),
+            Some(Tensor::from_vec(db, (n, r), dev)?),
+        ))
     }
+}
+
+/// `x` (`[m, k]`) times the dropout mask, split over the thread pool.
+fn masked(mask: &DropoutMask, x: &[f32], m: usize, k: usize) -> Vec<f32> {
+    let mut out = vec![0f32; m * k];
+    let rows = RowsMut::new(&mut out, k);
+    for_rows(m, k, |range| {
+        // SAFETY: for_rows gives disjoint ranges.
+        let o = unsafe { rows.rows(range.clone()) };
+        let x = rows_of(x, k, range.clone());
+        vectorized(|| mask.apply(range.start * k, x, o));
+    });
+    out
 }
 
 #[cfg(test)]

@@ -7,6 +7,9 @@
 //! makes about a dozen full-size passes where this makes one. It is checked against that
 //! composition in value and gradient.
 
+use super::cpu::exp::sigmoid;
+use super::cpu::par::{for_rows, rows_of, RowsMut};
+use super::cpu::simd::vectorized;
 use super::cpu::contiguous_f32;
 use super::lora::{LoraLinear, LoraMode};
 use crate::error::{Result, WotdError};
@@ -97,11 +100,20 @@ impl CustomOp1 for SwiGluHalvesOp {
         let y = contiguous_f32(s, l, "swiglu")?;
         let dims = l.dims();
         let i = dims[dims.len() - 1] / 2;
-        let mut out = Vec::with_capacity(y.len() / 2);
-        for row in y.chunks_exact(2 * i) {
-            let (g, u) = row.split_at(i);
-            out.extend(g.iter().zip(u).map(|(&g, &u)| g * sigmoid(g) * u));
-        }
+        let rows = y.len() / (2 * i).max(1);
+        let mut out = vec![0f32; rows * i];
+        let dst = RowsMut::new(&mut out, i);
+        for_rows(rows, 2 * i, |r| {
+            // SAFETY: for_rows gives disjoint ranges.
+            let o = unsafe { dst.rows(r.clone()) };
+            let y = rows_of(y, 2 * i, r);
+            vectorized(|| {
+                for (row, orow) in y.chunks_exact(2 * i).zip(o.chunks_exact_mut(i)) {
+                    let (g, u) = row.split_at(i);
+                    silu_mul(orow, g, u);
+                }
+            })
+        });
         let mut od = dims.to_vec();
         *od.last_mut().unwrap() = i;
         Ok((CpuStorage::F32(out), Shape::from(od)))
@@ -116,18 +128,21 @@ impl CustomOp1 for SwiGluHalvesOp {
         };
         let (y, d) = (contiguous_f32(ys, yl, "swiglu")?, contiguous_f32(ds, dl, "swiglu")?);
         let i = arg.dims()[arg.rank() - 1] / 2;
-        let mut dy = Vec::with_capacity(y.len());
-        for (row, drow) in y.chunks_exact(2 * i).zip(d.chunks_exact(i)) {
-            let (g, u) = row.split_at(i);
-            let start = dy.len();
-            dy.resize(start + 2 * i, 0.0);
-            let (dg, du) = dy[start..].split_at_mut(i);
-            for j in 0..i {
-                let s = sigmoid(g[j]);
-                du[j] = drow[j] * g[j] * s;
-                dg[j] = drow[j] * u[j] * s * (1.0 + g[j] * (1.0 - s));
-            }
-        }
+        let rows = y.len() / (2 * i).max(1);
+        let mut dy = vec![0f32; y.len()];
+        let dst = RowsMut::new(&mut dy, 2 * i);
+        for_rows(rows, 2 * i, |r| {
+            // SAFETY: for_rows gives disjoint ranges.
+            let o = unsafe { dst.rows(r.clone()) };
+            let (y, d) = (rows_of(y, 2 * i, r.clone()), rows_of(d, i, r));
+            vectorized(|| {
+                for ((row, drow), orow) in y.chunks_exact(2 * i).zip(d.chunks_exact(i)).zip(o.chunks_exact_mut(2 * i)) {
+                    let (g, u) = row.split_at(i);
+                    let (dg, du) = orow.split_at_mut(i);
+                    silu_mul_backward(dg, du, g, u, drow);
+                }
+            })
+        });
         Ok(Some(Tensor::from_vec(dy, arg.shape(), arg.device())?))
     }
 }
@@ -143,8 +158,22 @@ pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
 struct SwiGluOp;
 
 
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
+/// `out = silu(g) * u`, element by element.
+#[inline(always)]
+fn silu_mul(out: &mut [f32], g: &[f32], u: &[f32]) {
+    for ((o, &g), &u) in out.iter_mut().zip(g).zip(u) {
+        *o = g * sigmoid(g) * u;
+    }
+}
+
+/// The gradients of `silu(g) * u` for the output gradient `d`.
+#[inline(always)]
+fn silu_mul_backward(dg: &mut [f32], du: &mut [f32], g: &[f32], u: &[f32], d: &[f32]) {
+    for ((((dg, du), &g), &u), &d) in dg.iter_mut().zip(du.iter_mut()).zip(g).zip(u).zip(d) {
+        let s = sigmoid(g);
+        *du = d * g * s;
+        *dg = d * u * s * (1.0 + g * (1.0 - s));
+    }
 }
 
 impl CustomOp2 for SwiGluOp {
@@ -154,7 +183,15 @@ impl CustomOp2 for SwiGluOp {
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let (g, u) = (contiguous_f32(s1, l1, "swiglu")?, contiguous_f32(s2, l2, "swiglu")?);
-        let out = g.iter().zip(u).map(|(&g, &u)| g * sigmoid(g) * u).collect();
+        let width = l1.dims().last().copied().unwrap_or(1).max(1);
+        let mut out = vec![0f32; g.len()];
+        let dst = RowsMut::new(&mut out, width);
+        for_rows(g.len() / width, width, |r| {
+            // SAFETY: for_rows gives disjoint ranges.
+            let o = unsafe { dst.rows(r.clone()) };
+            let (g, u) = (rows_of(g, width, r.clone()), rows_of(u, width, r));
+            vectorized(|| silu_mul(o, g, u));
+        });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
@@ -167,13 +204,15 @@ impl CustomOp2 for SwiGluOp {
             candle_core::bail!("swiglu: CPU tensors only");
         };
         let (g, u, d) = (contiguous_f32(gs, gl, "swiglu")?, contiguous_f32(us, ul, "swiglu")?, contiguous_f32(ds, dl, "swiglu")?);
-        let mut dg = Vec::with_capacity(g.len());
-        let mut du = Vec::with_capacity(g.len());
-        for ((&g, &u), &d) in g.iter().zip(u).zip(d) {
-            let s = sigmoid(g);
-            du.push(d * g * s);
-            dg.push(d * u * s * (1.0 + g * (1.0 - s)));
-        }
+        let width = gate.dims().last().copied().unwrap_or(1).max(1);
+        let (mut dg, mut du) = (vec![0f32; g.len()], vec![0f32; g.len()]);
+        let (dg_rows, du_rows) = (RowsMut::new(&mut dg, width), RowsMut::new(&mut du, width));
+        for_rows(g.len() / width, width, |r| {
+            // SAFETY: for_rows gives disjoint ranges.
+            let (dg, du) = unsafe { (dg_rows.rows(r.clone()), du_rows.rows(r.clone())) };
+            let (g, u, d) = (rows_of(g, width, r.clone()), rows_of(u, width, r.clone()), rows_of(d, width, r));
+            vectorized(|| silu_mul_backward(dg, du, g, u, d));
+        });
         let dev = gate.device();
         Ok((Some(Tensor::from_vec(dg, gate.shape(), dev)?), Some(Tensor::from_vec(du, up.shape(), dev)?)))
     }

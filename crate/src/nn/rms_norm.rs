@@ -7,8 +7,11 @@
 //! frozen scale is ever computed.
 
 use super::cpu::contiguous_f32;
+use super::cpu::par::{for_rows, rows_of, RowsMut};
+use super::cpu::reduce::sum_by;
+use super::cpu::simd::vectorized;
 use crate::error::{Result, WotdError};
-use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Storage, Tensor, D};
+use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Storage, Tensor};
 
 #[derive(Clone, Debug)]
 pub struct RmsNorm {
@@ -66,23 +69,64 @@ impl CustomOp1 for FrozenRmsNorm {
         };
         let n = self.weight.dims()[0];
         let w = &w[w_layout.start_offset()..w_layout.start_offset() + n];
-        let mut out = x.to_vec();
-        for row in out.chunks_exact_mut(n) {
-            let ms = row.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>() / n as f64;
-            let r = (1.0 / (ms + self.eps).sqrt()) as f32;
-            row.iter_mut().zip(w).for_each(|(v, &s)| *v = *v * r * s);
-        }
+        let eps = self.eps as f32;
+        let mut out = vec![0f32; x.len()];
+        let dst = RowsMut::new(&mut out, n);
+        for_rows(x.len() / n.max(1), n, |r| {
+            // SAFETY: for_rows gives disjoint ranges.
+            let o = unsafe { dst.rows(r.clone()) };
+            let x = rows_of(x, n, r);
+            vectorized(|| {
+                for (xr, or) in x.chunks_exact(n).zip(o.chunks_exact_mut(n)) {
+                    let r = inverse_rms(xr, eps);
+                    for ((o, &v), &s) in or.iter_mut().zip(xr).zip(w) {
+                        *o = v * r * s;
+                    }
+                }
+            })
+        });
         Ok((CpuStorage::F32(out), layout.shape().clone()))
     }
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        let x = arg.detach();
-        let r = (x.sqr()?.mean_keepdim(D::Minus1)? + self.eps)?.sqrt()?.recip()?;
-        let gw = grad_res.broadcast_mul(&self.weight)?;
-        let dot = (&gw * &x)?.mean_keepdim(D::Minus1)?;
-        let dx = (gw.broadcast_mul(&r)? - x.broadcast_mul(&(r.powf(3.0)? * dot)?)?)?;
-        Ok(Some(dx))
+        let grad = grad_res.contiguous()?;
+        let n = self.weight.dims()[0];
+        let eps = self.eps as f32;
+        let guards = [arg, &grad, &self.weight].map(|t| t.storage_and_layout());
+        let [x, g, w] = [0, 1, 2].map(|i| -> candle_core::Result<&[f32]> {
+            let (st, l) = &guards[i];
+            let Storage::Cpu(c) = &**st else { candle_core::bail!("rms norm: CPU tensors only") };
+            contiguous_f32(c, l, "rms norm")
+        });
+        let (x, g, w) = (x?, g?, w?);
+        let w = &w[..n];
+        let mut dx = vec![0f32; x.len()];
+        let dst = RowsMut::new(&mut dx, n);
+        for_rows(x.len() / n.max(1), n, |r| {
+            // SAFETY: for_rows gives disjoint ranges.
+            let o = unsafe { dst.rows(r.clone()) };
+            let (x, g) = (rows_of(x, n, r.clone()), rows_of(g, n, r));
+            vectorized(|| {
+                for ((xr, gr), or) in x.chunks_exact(n).zip(g.chunks_exact(n)).zip(o.chunks_exact_mut(n)) {
+                    let r = inverse_rms(xr, eps);
+                    let dot = sum_by(n, |j| gr[j] * w[j] * xr[j]) / n as f32;
+                    let c = r * r * r * dot;
+                    for (((o, &v), &gv), &s) in or.iter_mut().zip(xr).zip(gr).zip(w) {
+                        *o = r * gv * s - v * c;
+                    }
+                }
+            })
+        });
+        drop(guards);
+        Ok(Some(Tensor::from_vec(dx, arg.shape(), arg.device())?))
     }
+}
+
+/// `1 / sqrt(mean(x^2) + eps)` of one row.
+#[inline(always)]
+fn inverse_rms(x: &[f32], eps: f32) -> f32 {
+    let ms = sum_by(x.len(), |j| x[j] * x[j]) / x.len() as f32;
+    1.0 / (ms + eps).sqrt()
 }
 
 #[cfg(test)]

@@ -19,5 +19,5 @@ pub use errors::{guard, to_napi};
 /// Runs when Node loads the addon, before any binding can start candle work.
 #[napi_derive::module_init]
 fn init() {
-    crate::runtime::serial_elementwise_by_default();
+    crate::runtime::configure_cpu_threads();
 }

@@ -193,8 +193,10 @@ impl<'a, M: TrainableLm + ?Sized> Trainer<'a, M> {
             } else {
                 self.step(&mut st, &mut opt, &dropout, cancel).context(|| format!("training step {}", st.step + 1))?
             };
-            // A step frees about as much as it allocated; what the allocator keeps would add up.
-            crate::runtime::release_free_memory();
+            // No `release_free_memory` here: the next step reuses what this one freed, and handing
+            // the pages back each step made the next fault them in again (40 steps of SmolLM2,
+            // checkpointing every 2nd layer: 149 tok/s and 1.91 GB peak with it, 179 tok/s and
+            // 2.00 GB without). They are released when training ends.
             let Some((loss, grad_norm, lr, tokens)) = stepped else {
                 (st.epoch, st.next_batch, st.epoch_batches) = (before.0, before.1, before.2);
                 *dropout.lock().expect("dropout lock") = SeededRng::from_state(before.3);
