@@ -230,6 +230,7 @@ mod tests {
 
 pub mod engine;
 pub mod merge;
+mod q8_prefill;
 pub mod quantized;
 pub mod trie;
 pub mod word_generator;

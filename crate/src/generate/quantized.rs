@@ -13,6 +13,7 @@
 //! A matrix whose rows do not split into 32-wide blocks stays f32 as well.
 
 use super::engine::DecodeModel;
+use super::q8_prefill;
 use crate::error::{Result, WotdError};
 use crate::models::{Architecture, CausalLm, DecoderConfig};
 use crate::nn::causal_attention::plan_step;
@@ -39,7 +40,17 @@ impl QLinear {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = self.w.forward(&x.contiguous()?)?;
+        let y = match &self.w {
+            QMatMul::QTensor(q) if q8_prefill::applies(q, x) => {
+                let (n, k) = q.shape().dims2()?;
+                let m = x.elem_count() / k;
+                let out = q8_prefill::matmul(q, &x.flatten_all()?.to_vec1::<f32>()?, m)?;
+                let mut dims = x.dims().to_vec();
+                *dims.last_mut().expect("a matrix input") = n;
+                Tensor::from_vec(out, dims, x.device())?
+            }
+            _ => self.w.forward(&x.contiguous()?)?,
+        };
         Ok(match &self.b {
             Some(b) => y.broadcast_add(b)?,
             None => y,

@@ -16,7 +16,7 @@ pub use layer_norm::LayerNorm;
 pub use linear::Linear;
 
 pub mod causal_attention;
-mod cpu;
+pub(crate) mod cpu;
 pub mod frozen_linear;
 pub mod kv_cache;
 pub mod lora;
