@@ -51,7 +51,6 @@ pub fn repeat_cache(model: &dyn DecodeModel, one: &KvCache, rows: usize) -> Resu
         let (k, v) = src
             .layer_mut(i)?
             .get()
-            .cloned()
             .ok_or_else(|| WotdError::InvalidInput(format!("cache layer {i} is empty")))?;
         let k = k.repeat((rows, 1, 1, 1))?;
         let v = v.repeat((rows, 1, 1, 1))?;

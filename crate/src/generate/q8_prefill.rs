@@ -1,4 +1,5 @@
-//! Prefill (many rows at once) over Q8_0 weights: each panel of output columns is dequantized
+//! Prefill (many rows at once) over Q8_0 weights on CPUs without AVX-512 VNNI (those with it
+//! use the int8 kernel of `nn::cpu::q8_0`): each panel of output columns is dequantized
 //! to f32 into a small per-thread buffer and multiplied with gemm's f32 kernels, the panels
 //! spread over the rayon pool.
 //!

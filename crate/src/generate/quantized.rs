@@ -4,9 +4,9 @@
 //!
 //! Why a separate model instead of a flag on `CausalLm`: training needs the f32 custom ops
 //! that backpropagate to their input; decoding needs none of that and is bound by reading
-//! weights, which Q8_0 cuts fourfold. This forward also uses candle's fused kernels
-//! (`rms_norm`, `softmax_last_dim`) that training must avoid, since nothing here is ever
-//! differentiated. Positions, masks and the cache follow `CausalLm` exactly (same
+//! weights, which Q8_0 cuts fourfold. Norms, SwiGLU and the attention softmax are the
+//! training path's own vectorised kernels (candle's run a scalar `expf` and spin-wait between
+//! threads: 12% of a prompt's prefill); nothing here is ever differentiated. Positions, masks and the cache follow `CausalLm` exactly (same
 //! [`plan_step`], same [`KvCache`], same rotary tables), so only weight rounding differs.
 //!
 //! Embeddings stay f32 (a lookup reads one row per token; nothing to gain), as do norms.
@@ -15,8 +15,11 @@
 use super::engine::DecodeModel;
 use super::q8_prefill;
 use crate::error::{Result, WotdError};
+use crate::nn::cpu::q8_0::{self, PackedQ8_0};
 use crate::models::{Architecture, CausalLm, DecoderConfig};
-use crate::nn::causal_attention::plan_step;
+use crate::nn::causal_attention::{plan_step, scaled_masked_softmax};
+use crate::nn::mlp::{swiglu, swiglu_halves};
+use crate::nn::rms_norm::RmsNorm;
 use crate::nn::kv_cache::KvCache;
 use crate::nn::rotary::{RopeTables, RotaryEmbedding};
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
@@ -26,36 +29,77 @@ use std::collections::HashMap;
 /// A linear layer over quantized weights (bias, when present, in f32).
 #[derive(Clone, Debug)]
 struct QLinear {
-    w: QMatMul,
+    w: QWeight,
     b: Option<Tensor>,
     quantized: bool,
 }
 
+/// Where a projection's weight lives: repacked for the int8 kernel when the CPU has AVX-512
+/// VNNI, else in candle's `QMatMul` (its own kernel for few rows, dequantized panels for many).
+#[derive(Clone, Debug)]
+enum QWeight {
+    Int8(PackedQ8_0),
+    Candle(QMatMul),
+}
+
 impl QLinear {
     fn new(w: &Tensor, b: Option<Tensor>, dtype: GgmlDType) -> Result<Self> {
-        let (_, cols) = w.dims2()?;
+        let (rows, cols) = w.dims2()?;
         let quantized = dtype != GgmlDType::F32 && cols % dtype.block_size() == 0;
-        let w = if quantized { QMatMul::from_qtensor(QTensor::quantize(w, dtype)?)? } else { QMatMul::Tensor(w.contiguous()?) };
+        let w = if !quantized {
+            QWeight::Candle(QMatMul::Tensor(w.contiguous()?))
+        } else {
+            let q = QTensor::quantize(w, dtype)?;
+            let packed = match dtype == GgmlDType::Q8_0 && q8_0::available() {
+                true => PackedQ8_0::from_ggml(&q.data()?, rows, cols),
+                false => None,
+            };
+            match packed {
+                Some(p) => QWeight::Int8(p),
+                None => QWeight::Candle(QMatMul::from_qtensor(q)?),
+            }
+        };
         Ok(QLinear { w, b, quantized })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = match &self.w {
-            QMatMul::QTensor(q) if q8_prefill::applies(q, x) => {
+            QWeight::Int8(p) => {
+                let (n, k) = p.dims();
+                let m = x.elem_count() / k;
+                let out = p.matmul(&x.flatten_all()?.to_vec1::<f32>()?, m);
+                Tensor::from_vec(out, out_dims(x, n), x.device())?
+            }
+            QWeight::Candle(QMatMul::QTensor(q)) if q8_prefill::applies(q, x) => {
                 let (n, k) = q.shape().dims2()?;
                 let m = x.elem_count() / k;
                 let out = q8_prefill::matmul(q, &x.flatten_all()?.to_vec1::<f32>()?, m)?;
-                let mut dims = x.dims().to_vec();
-                *dims.last_mut().expect("a matrix input") = n;
-                Tensor::from_vec(out, dims, x.device())?
+                Tensor::from_vec(out, out_dims(x, n), x.device())?
             }
-            _ => self.w.forward(&x.contiguous()?)?,
+            QWeight::Candle(w) => w.forward(&x.contiguous()?)?,
         };
         Ok(match &self.b {
             Some(b) => y.broadcast_add(b)?,
             None => y,
         })
     }
+
+    /// The weight in f32 (for export).
+    fn dequantize(&self, device: &Device) -> Result<Tensor> {
+        Ok(match &self.w {
+            QWeight::Int8(p) => Tensor::from_vec(p.dequantize(), p.dims(), device)?,
+            QWeight::Candle(QMatMul::QTensor(q)) => q.dequantize(device)?,
+            QWeight::Candle(QMatMul::Tensor(t)) => t.clone(),
+            QWeight::Candle(QMatMul::TensorF16(t)) => t.to_dtype(DType::F32)?,
+        })
+    }
+}
+
+/// `x`'s dims with the last one replaced by `n`.
+fn out_dims(x: &Tensor, n: usize) -> Vec<usize> {
+    let mut dims = x.dims().to_vec();
+    *dims.last_mut().expect("a matrix input") = n;
+    dims
 }
 
 #[derive(Clone, Debug)]
@@ -114,8 +158,23 @@ impl QuantizedLm {
         if model.adapter_config().is_some() {
             return Err(WotdError::InvalidInput("merge the LoRA adapter (merge_adapter) before quantizing".into()));
         }
+        Self::from_tensors(model.config().clone(), model.base_tensors().into_iter().collect(), dtype)
+    }
+
+    /// As [`QuantizedLm::from_causal_lm`], consuming the model: each f32 matrix is freed as soon
+    /// as its quantized copy exists, so loading peaks at about the f32 model, not the f32 model
+    /// plus the quantized one.
+    pub fn from_owned(model: CausalLm, dtype: GgmlDType) -> Result<Self> {
+        if model.adapter_config().is_some() {
+            return Err(WotdError::InvalidInput("merge the LoRA adapter (merge_adapter) before quantizing".into()));
+        }
         let cfg = model.config().clone();
-        let mut w: HashMap<String, Tensor> = model.base_tensors().into_iter().collect();
+        let tensors = model.base_tensors().into_iter().collect();
+        drop(model);
+        Self::from_tensors(cfg, tensors, dtype)
+    }
+
+    fn from_tensors(cfg: DecoderConfig, mut w: HashMap<String, Tensor>, dtype: GgmlDType) -> Result<Self> {
         let mut take = |name: &str| -> Result<Tensor> {
             w.remove(name).ok_or_else(|| WotdError::InvalidInput(format!("model has no tensor {name:?}")))
         };
@@ -196,13 +255,7 @@ impl QuantizedLm {
     /// Every weight under its Hugging Face name, dequantized to f32 (for export). The LM head
     /// is listed as `lm_head.weight` even when the source model tied it to the embeddings.
     pub fn hf_tensors(&self) -> Result<Vec<(String, Tensor)>> {
-        let deq = |l: &QLinear| -> Result<Tensor> {
-            Ok(match &l.w {
-                QMatMul::QTensor(q) => q.dequantize(&self.device)?,
-                QMatMul::Tensor(t) => t.clone(),
-                QMatMul::TensorF16(t) => t.to_dtype(DType::F32)?,
-            })
-        };
+        let deq = |l: &QLinear| l.dequantize(&self.device);
         let mut out = vec![("model.embed_tokens.weight".to_string(), self.embed.clone())];
         for (i, l) in self.layers.iter().enumerate() {
             let p = format!("model.layers.{i}");
@@ -278,24 +331,21 @@ impl QuantizedLm {
             return Err(WotdError::InvalidInput(format!("token id {max_id} is outside the embedding table of {} rows", self.embed.dims()[0])));
         }
         let mut h = self.embed.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, self.config.hidden_size))?;
-        let eps = self.config.rms_norm_eps as f32;
+        let eps = self.config.rms_norm_eps;
+        let norm = |x: &Tensor, w: &Tensor| RmsNorm::new(w.clone(), eps)?.forward(x);
         for (i, layer) in self.layers.iter().enumerate() {
-            let x = candle_nn::ops::rms_norm(&h, &layer.attn_norm, eps)?;
+            let x = norm(&h, &layer.attn_norm)?;
             let a = self.attention(layer, &x, &tables, plan.mask.as_ref(), cache, i)?;
             h = (h + a)?;
-            let x = candle_nn::ops::rms_norm(&h, &layer.mlp_norm, eps)?;
-            let (gate, up) = match &layer.gate_up {
-                GateUp::Separate { gate, up } => (gate.forward(&x)?, up.forward(&x)?),
-                GateUp::Fused(p) => {
-                    let y = p.forward(&x)?;
-                    let n = self.config.intermediate_size;
-                    (y.narrow(D::Minus1, 0, n)?, y.narrow(D::Minus1, n, n)?)
-                }
+            let x = norm(&h, &layer.mlp_norm)?;
+            let act = match &layer.gate_up {
+                GateUp::Separate { gate, up } => swiglu(&gate.forward(&x)?, &up.forward(&x)?)?,
+                GateUp::Fused(p) => swiglu_halves(&p.forward(&x)?)?,
             };
-            h = (h + layer.down.forward(&(gate.silu()? * up)?)?)?;
+            h = (h + layer.down.forward(&act)?)?;
         }
         cache.commit(&plan.new_valid);
-        Ok(candle_nn::ops::rms_norm(&h, &self.norm, eps)?)
+        norm(&h, &self.norm)
     }
 
     fn attention(&self, l: &QLayer, x: &Tensor, tables: &RopeTables, mask: Option<&Tensor>, cache: &mut KvCache, i: usize) -> Result<Tensor> {
@@ -318,12 +368,8 @@ impl QuantizedLm {
         let group = h / kvh;
         // Query heads i*g..(i+1)*g share KV head i: one matmul per KV head, no key copies.
         let q = q.contiguous()?.reshape((b, kvh, group * t, d))?;
-        let scores = (q.matmul(&k.t()?)? * (1.0 / (d as f64).sqrt()))?.reshape((b, h, t, total))?;
-        let scores = match mask {
-            Some(m) => scores.broadcast_add(m)?,
-            None => scores,
-        };
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let scores = q.matmul(&k.t()?)?.reshape((b, h, t, total))?;
+        let probs = scaled_masked_softmax(&scores, 1.0 / (d as f64).sqrt(), mask)?;
         let out = probs.reshape((b, kvh, group * t, total))?.matmul(&v)?;
         let out = out.reshape((b, h, t, d))?.transpose(1, 2)?.reshape((b, t, h * d))?;
         l.o.forward(&out)

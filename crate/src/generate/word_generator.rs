@@ -221,6 +221,11 @@ pub struct GeneratorInfo {
 pub struct WordGenerator {
     engine: Engine,
     tokenizer: TextTokenizer,
+    /// The chat template, parsed once.
+    chat: ChatFormat,
+    /// The prompt of `[*,*,*,*]` without seeds, against which every prompt's shared part is
+    /// measured; rendered on first use.
+    any_prompt: std::sync::OnceLock<Vec<u32>>,
     vocab: Option<AttributeVocab>,
     /// The system message the adapter was trained with (`None`: the template's default).
     system: Option<String>,
@@ -324,7 +329,7 @@ impl WordGenerator {
         let base_model = model.base_model_name().to_string();
         let engine = match opts.weights {
             Weights::F32 => Engine::F32(Box::new(model)),
-            Weights::Q8_0 => Engine::Quantized(Box::new(QuantizedLm::from_causal_lm(&model, GgmlDType::Q8_0)?)),
+            Weights::Q8_0 => Engine::Quantized(Box::new(QuantizedLm::from_owned(model, GgmlDType::Q8_0)?)),
         };
         let vocab = match &opts.prompt_vocab {
             PromptVocab::Named(v) => Some(v.clone()),
@@ -337,7 +342,7 @@ impl WordGenerator {
             weights: opts.weights,
             aligned: vocab.is_some(),
         };
-        Ok(WordGenerator { engine, tokenizer, vocab, system: None, stop_tokens, info, shared: Mutex::new(None) })
+        Ok(WordGenerator { engine, tokenizer, chat, any_prompt: std::sync::OnceLock::new(), vocab, system: None, stop_tokens, info, shared: Mutex::new(None) })
     }
 
     pub fn info(&self) -> &GeneratorInfo {
@@ -359,9 +364,8 @@ impl WordGenerator {
 
     /// The prompt for `pattern` (and seed words of its region), through the trainer's own encoder.
     pub fn prompt_ids(&self, pattern: &Pattern, seeds: &[String]) -> Result<Vec<u32>> {
-        let chat = ChatFormat::from_tokenizer(&self.tokenizer)?;
         let max_len = self.config().max_position_embeddings;
-        ExampleEncoder::new(&self.tokenizer, chat, self.vocab.clone(), max_len).with_system(self.system.clone()).prompt_ids(pattern, seeds)
+        ExampleEncoder::new(&self.tokenizer, self.chat.clone(), self.vocab.clone(), max_len).with_system(self.system.clone()).prompt_ids(pattern, seeds)
     }
 
     /// Writes the (merged) model as a llama.cpp GGUF.
@@ -378,8 +382,14 @@ impl WordGenerator {
     /// of `[*,*,*,*]`, leaving at least one token to prefill per request. Fixed per pattern,
     /// so a request computes the same way whatever was asked before it.
     fn shared_prefix_len(&self, prompt: &[u32]) -> Result<usize> {
-        let any = self.prompt_ids(&Pattern::new([None; crate::rvq::LEVELS])?, &[])?;
-        let common = prompt.iter().zip(&any).take_while(|(a, b)| a == b).count();
+        let any = match self.any_prompt.get() {
+            Some(ids) => ids,
+            None => {
+                let ids = self.prompt_ids(&Pattern::new([None; crate::rvq::LEVELS])?, &[])?;
+                self.any_prompt.get_or_init(|| ids)
+            }
+        };
+        let common = prompt.iter().zip(any).take_while(|(a, b)| a == b).count();
         Ok(common.min(prompt.len().saturating_sub(1)))
     }
 
@@ -522,27 +532,24 @@ impl Round<'_> {
             })
             .collect();
         let limit = tok.vocab_size().min(self.first.len());
+        // Batch row i decodes state row active[i]; rows leave the batch (and the cache) as
+        // they finish, so the last long row does not carry the finished ones along.
+        let mut active: Vec<usize> = (0..rows).collect();
         let mut logits: Vec<Vec<f32>> = vec![self.first.to_vec(); rows];
-        let pad = stops[0];
         let mut generated = 0usize;
         for step in 0..self.max_new {
-            let mut next = Vec::with_capacity(rows);
-            for (row, lg) in state.iter_mut().zip(logits.iter_mut()) {
-                if row.done {
-                    next.push(pad);
-                    continue;
-                }
+            let (mut next, mut kept) = (Vec::with_capacity(active.len()), Vec::with_capacity(active.len()));
+            for (i, lg) in logits.iter_mut().enumerate() {
+                let row = &mut state[active[i]];
                 let lg = &mut lg[..limit];
                 if let (Some(t), Some(s)) = (self.trie, row.trie.as_ref()) {
                     if t.mask(s, lg) == 0 {
                         row.done = true;
-                        next.push(pad);
                         continue;
                     }
                 }
                 let id = sample(lg, &self.params, &mut row.rng) as u32;
                 generated += 1;
-                next.push(id);
                 if let (Some(t), Some(s)) = (self.trie, row.trie.as_mut()) {
                     t.advance(s, id)?;
                 }
@@ -553,15 +560,21 @@ impl Round<'_> {
                 }
                 row.ids.push(id);
                 row.text = tok.decode(&row.ids, false)?;
+                next.push(id);
+                kept.push(i);
             }
-            if state.iter().all(|r| r.done) || step + 1 == self.max_new {
+            if kept.is_empty() || step + 1 == self.max_new {
                 break;
             }
             let finished: Vec<&str> = state.iter().flat_map(|r| final_items(&r.text, r.complete)).collect();
             if collector.count_new(finished) >= wanted {
                 break;
             }
-            let ids = Tensor::from_vec(next, (rows, 1), &device)?;
+            if kept.len() < active.len() {
+                cache.keep_rows(&kept)?;
+                active = kept.iter().map(|&i| active[i]).collect();
+            }
+            let ids = Tensor::from_vec(next, (active.len(), 1), &device)?;
             logits = self.model.last_logits(&ids, None, &mut cache)?.to_vec2::<f32>()?;
         }
         Ok((state.into_iter().map(|r| (r.text, r.complete)).collect(), generated))

@@ -15,7 +15,10 @@ const TEMPLATE: &str = "chat_template";
 /// Stands in for a reply while reading off what the template puts after one.
 const SENTINEL: &str = "\u{1}WOTD_REPLY\u{1}";
 
-/// How one user message becomes a prompt, and which token ends the assistant's turn.
+/// How one user message becomes a prompt, and which token ends the assistant's turn. Cloning
+/// is cheap next to building one (the template is parsed once and its end of turn found by
+/// rendering and tokenizing).
+#[derive(Clone)]
 pub struct ChatFormat {
     env: Option<Environment<'static>>,
     bos: String,

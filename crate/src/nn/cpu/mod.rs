@@ -11,6 +11,7 @@
 pub(crate) mod exp;
 pub(crate) mod gemm;
 pub(crate) mod par;
+pub(crate) mod q8_0;
 pub(crate) mod reduce;
 pub(crate) mod simd;
 mod storage;
