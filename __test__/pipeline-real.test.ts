@@ -48,7 +48,9 @@ if (missing.length && inCI) {
         await m.close()
       }
     } finally {
-      process.env.WOTD_WORK = prev
+      // Assigning undefined would store the string 'undefined'.
+      if (prev === undefined) delete process.env.WOTD_WORK
+      else process.env.WOTD_WORK = prev
       rmSync(store, { recursive: true, force: true })
       rmSync(work, { recursive: true, force: true })
     }

@@ -119,7 +119,9 @@ test.serial('train on tiny models, then generate, encode, describe and today', a
     t.is(badProfile.code, 2)
     t.regex(badProfile.stderr, /profile/)
   } finally {
-    process.env.WOTD_HOME = prev
+    // Assigning undefined would store the string 'undefined'.
+    if (prev === undefined) delete process.env.WOTD_HOME
+    else process.env.WOTD_HOME = prev
     rmSync(home, { recursive: true, force: true })
   }
 })
