@@ -7,6 +7,7 @@
 //! projection per step, computed and thrown away. Here the weight is not an operand of the graph
 //! at all: the op's only input is `x`, and its backward returns `grad W` for the input alone.
 
+use super::cpu::few_rows;
 use crate::error::{Result, WotdError};
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Storage, Tensor};
@@ -142,6 +143,14 @@ pub(crate) fn matmul_by_transposed(x: &CpuStorage, x_offset: usize, m: usize, k:
 /// `x W^T` on raw storages: `x` a dense `[m, k]` block at `x_offset`, `w` a dense `[n, k]` block
 /// at `w_offset`; returns a fresh dense `[m, n]`.
 pub(crate) fn matmul_nt(x: &CpuStorage, x_offset: usize, m: usize, k: usize, w: &CpuStorage, w_offset: usize, n: usize) -> candle_core::Result<CpuStorage> {
+    if let (CpuStorage::F32(xs), CpuStorage::F32(ws)) = (x, w) {
+        if m <= few_rows::MAX_ROWS {
+            let (xs, ws) = (&xs[x_offset..x_offset + m * k], &ws[w_offset..w_offset + n * k]);
+            let mut out = vec![0f32; m * n];
+            few_rows::matmul_nt(xs, m, k, ws, n, &mut out);
+            return Ok(CpuStorage::F32(out));
+        }
+    }
     let lhs = Layout::contiguous_with_offset((1, m, k), x_offset);
     let rhs = Layout::contiguous_with_offset((1, n, k), w_offset).transpose(1, 2)?;
     x.matmul(w, (1, m, n, k), &lhs, &rhs)

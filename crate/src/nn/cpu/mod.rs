@@ -9,6 +9,7 @@
 //! ([`par::for_rows`]).
 
 pub(crate) mod exp;
+pub(crate) mod few_rows;
 pub(crate) mod gemm;
 pub(crate) mod par;
 pub(crate) mod q8_0;
