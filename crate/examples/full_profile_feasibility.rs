@@ -27,7 +27,8 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 use wotd_native::models::random_weights::{decoder_parameter_count, random_decoder_weights};
 use wotd_native::models::{CausalLm, DecoderConfig};
-use wotd_native::nn::lora::{LoraConfig, SeededRng};
+use wotd_native::io::peft::LoraConfig;
+use wotd_native::random::SeededRng;
 use wotd_native::train::{TokenizedExample, TrainConfig, TrainData, Trainer};
 
 struct Args {

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 use wotd_native::io::ResolveOptions;
-use wotd_native::nn::lora::LoraConfig;
+use wotd_native::io::peft::LoraConfig;
 use wotd_native::rvq::AttributeVocab;
 use wotd_native::train::config::TrainConfig;
 use wotd_native::train::dsl::{train_dsl, DslTrainRequest, ExampleSource};

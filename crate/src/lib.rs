@@ -6,10 +6,13 @@
 pub mod dsl;
 pub mod embed;
 pub mod error;
+pub mod export;
 pub mod generate;
 pub mod io;
 pub mod models;
 pub mod nn;
+pub mod prompt;
+pub mod random;
 pub mod runtime;
 pub mod rvq;
 pub mod train;

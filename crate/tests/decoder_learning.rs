@@ -9,7 +9,7 @@ use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
 use decoder_support::*;
 use wotd_native::generate::{generate, GenerateOptions, StopReason};
 use wotd_native::models::CausalLm;
-use wotd_native::nn::lora::LoraConfig;
+use wotd_native::io::peft::LoraConfig;
 
 const PAIRS: [(&str, &str); 4] = [
     ("Words for [1,4,*,*]", "dawn, glow, hush"),

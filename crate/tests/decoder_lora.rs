@@ -10,7 +10,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use wotd_native::io::{load_safetensors, IntegerTensors};
 use wotd_native::models::{masked_lm_loss, CausalLm};
-use wotd_native::nn::lora::{LoraConfig, SeededRng, ADAPTER_CONFIG, ADAPTER_WEIGHTS};
+use wotd_native::io::peft::{LoraConfig, ADAPTER_CONFIG, ADAPTER_WEIGHTS};
+use wotd_native::random::SeededRng;
 
 fn with_fixture_adapter(arch: &str) -> CausalLm {
     let mut m = model(arch);

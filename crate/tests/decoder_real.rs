@@ -14,7 +14,7 @@ use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
 use decoder_support::*;
 use std::time::Instant;
 use wotd_native::generate::{generate, GenerateOptions, StopReason};
-use wotd_native::nn::lora::LoraConfig;
+use wotd_native::io::peft::LoraConfig;
 
 /// The GGUF's chat template applied to one user turn (default system prompt, generation prompt).
 const PROMPT: &str = "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n\

@@ -14,7 +14,7 @@ use candle_core::Tensor;
 use decoder_support::*;
 use std::time::Instant;
 use wotd_native::generate::quantized::QuantizedLm;
-use wotd_native::io::gguf_export::{export_causal_lm, GgufExportOptions};
+use wotd_native::export::gguf::{export_causal_lm, GgufExportOptions};
 use wotd_native::models::CausalLm;
 
 const PROMPT: &str = "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n\
@@ -182,7 +182,7 @@ fn smollm2_word_generation_timings() {
         source: ExampleSource::Words { words: words.clone(), options: ExampleOptions { validation_fraction: 0.0, seed: 1, ..Default::default() } },
         vocab: Some(AttributeVocab::default()),
         system_prompt: None,
-        lora: wotd_native::nn::lora::LoraConfig { r: 16, alpha: 32.0, dropout: 0.0, seed: 1, ..Default::default() },
+        lora: wotd_native::io::peft::LoraConfig { r: 16, alpha: 32.0, dropout: 0.0, seed: 1, ..Default::default() },
         max_length: 160,
         train: TrainConfig { epochs: None, max_steps: Some(steps), batch_size: 8, lr: 1e-3, warmup_steps: 4, eval_every: 0, checkpoint_every: 0, ..Default::default() },
         out_dir: out_dir.clone(),

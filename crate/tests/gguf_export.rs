@@ -9,7 +9,7 @@ use decoder_support::*;
 use std::path::PathBuf;
 use wotd_native::generate::merge::{merge_and_save, MergedFormat};
 use wotd_native::generate::{EngineOptions, PromptVocab, Weights, WordGenerator};
-use wotd_native::io::gguf_export::{export_causal_lm, GgufExportOptions};
+use wotd_native::export::gguf::{export_causal_lm, GgufExportOptions};
 use wotd_native::io::{GgufFile, ResolveOptions};
 use wotd_native::models::CausalLm;
 

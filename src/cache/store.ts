@@ -5,8 +5,9 @@
  * after their records live on in a newer file.
  */
 import { randomBytes } from 'node:crypto'
-import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, stat, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
+import { writeFileAtomic } from '../files/atomic.js'
 import { decodeSegment, encodeSegment, type CacheRecord } from './segment.js'
 
 const SEGMENT_EXT = '.wseg'
@@ -32,16 +33,9 @@ function uniqueName(prefix: string, ext: string): string {
   return `${prefix}${Date.now().toString(36)}-${process.pid}-${randomBytes(6).toString('hex')}${ext}`
 }
 
-/** Writes `data` to `dir/name` so that readers see all of it or nothing. */
+/** Writes `data` to `dir/name` so that readers see all of it or nothing (staged under a name the sweep of dead writers recognises). */
 export async function atomicWrite(dir: string, name: string, data: Buffer | string): Promise<void> {
-  const tmp = join(dir, uniqueName(TEMP_PREFIX, '.part'))
-  await writeFile(tmp, data, { flag: 'wx' })
-  try {
-    await rename(tmp, join(dir, name))
-  } catch (err) {
-    await unlink(tmp).catch(() => {})
-    throw err
-  }
+  await writeFileAtomic(join(dir, name), data, { tmp: join(dir, uniqueName(TEMP_PREFIX, '.part')), mode: 0o644 })
 }
 
 export class SegmentStore {

@@ -10,8 +10,9 @@
  *       best-adapter/        adapter at the best validation loss, when evaluated
  *       checkpoint-NNN/      resumable state
  */
-import { cp, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises'
+import { cp, mkdir, readFile, stat } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
+import { writeFileAtomic } from '../files/atomic.js'
 import { awaitNative, CancelledError, InvalidInputError } from '../errors.js'
 import { native } from '../native.js'
 import { toPatternText } from '../semantic/pattern.js'
@@ -99,6 +100,12 @@ export interface DSLSessionOptions {
    * (SmolLM2, batch 8: 1.92 GB at 167 tokens/s for 2, 1.40 GB at 153 for 1).
    */
   gradientCheckpointing?: boolean | number
+  /**
+   * Stop after this optimizer update with a checkpoint and the adapter written, resolving with
+   * `stopped: 'paused'`; `resume(outDir)` goes on from there. For callers that judge the model
+   * between segments (the pipeline scores held-out precision every `evalEvery` steps).
+   */
+  pauseAtStep?: number
   /** Never contact the Hugging Face Hub. */
   offline?: boolean
   revision?: string
@@ -178,6 +185,8 @@ function nativeOptions(m: Manifest, outDir: string, s: DSLSessionOptions, resume
     maxPatternsPerKind: r.maxPatternsPerKind,
     variantsPerPattern: r.variantsPerPattern,
     maxWords: r.maxWords,
+    seedWords: r.seedWords,
+    systemPrompt: r.systemPrompt,
     validationFraction: r.validationFraction,
     maxLength: r.maxLength,
     lora: r.lora,
@@ -195,6 +204,7 @@ function nativeOptions(m: Manifest, outDir: string, s: DSLSessionOptions, resume
     checkpointEvery: s.checkpointEvery,
     keepCheckpoints: s.keepCheckpoints,
     gradientCheckpointing: recomputeEveryNthLayer(s.gradientCheckpointing),
+    pauseAtStep: s.pauseAtStep,
     outDir,
     seed: r.seed,
     resume,
@@ -210,10 +220,7 @@ export function recomputeEveryNthLayer(v: boolean | number | undefined): number 
 }
 
 async function writeManifest(dir: string, m: Manifest): Promise<void> {
-  const path = join(dir, DSL_MANIFEST)
-  const tmp = `${path}.tmp-${process.pid}`
-  await writeFile(tmp, JSON.stringify(m, null, 2) + '\n')
-  await rename(tmp, path)
+  await writeFileAtomic(join(dir, DSL_MANIFEST), JSON.stringify(m, null, 2) + '\n', { mode: 0o644 })
 }
 
 async function readManifest(dir: string): Promise<Manifest> {
@@ -284,6 +291,25 @@ export class DSLTrainer {
     const dir = resolve(outDir)
     const m = await readManifest(dir)
     return this.run(m, dir, opts, true)
+  }
+
+  /**
+   * `resume(outDir)` when `outDir` holds a run of these same data and options (a run killed
+   * earlier, or paused with `pauseAtStep`), else `train(data, opts)`: what a caller that may be
+   * restarted at any point wants. Session options (`pauseAtStep`, progress, signal) apply
+   * either way.
+   */
+  async trainOrResume(data: DSLTrainData, opts: DSLTrainOptions): Promise<DSLTrainResult> {
+    const outDir = resolve(opts.outDir)
+    const prior = await readManifest(outDir).catch(() => undefined)
+    const run: DSLRunOptions = {}
+    for (const k of RUN_KEYS) if (opts[k] !== undefined) (run as Record<string, unknown>)[k] = opts[k]
+    const same =
+      prior !== undefined &&
+      prior.baseModel === (opts.baseModel ?? DEFAULT_DSL_BASE_MODEL) &&
+      JSON.stringify(prior.run) === JSON.stringify(run) &&
+      JSON.stringify(prior.data) === JSON.stringify(normaliseData(data))
+    return same ? this.resume(outDir, opts) : this.train(data, opts)
   }
 
   private async run(m: Manifest, outDir: string, s: DSLSessionOptions, resume: boolean): Promise<DSLTrainResult> {

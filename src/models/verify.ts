@@ -11,7 +11,7 @@ import { createReadStream } from 'node:fs'
 import { readFile, stat } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { CorruptFileError } from '../errors.js'
-import { writeFileAtomic } from '../store/file.js'
+import { writeFileAtomic } from '../files/atomic.js'
 import { MODEL_MARKER, modelsDir } from './paths.js'
 import type { ModelMarker } from './pull.js'
 

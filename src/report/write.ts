@@ -8,7 +8,7 @@ import { constants } from 'node:fs'
 import { chmod, lstat, open, readlink, realpath } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { InvalidInputError } from '../errors.js'
-import { writeFileAtomic } from '../store/index.js'
+import { writeFileAtomic } from '../files/atomic.js'
 
 /** Where the bytes went: a file path, or the stream it was. */
 export interface WrittenTo {

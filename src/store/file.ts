@@ -24,10 +24,11 @@
  * `previous` accepts either version, so a crash between the steps never looks like corruption.
  */
 import { storedHistory, storedProfile, storedRun } from './schemas.js'
-import { createHash, randomBytes } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { link, mkdir, open, readdir, readFile, rename, rm, stat, unlink, utimes } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
+import { syncDir, tempSibling, writeFileAtomic } from '../files/atomic.js'
 import { CorruptFileError, InvalidInputError, StoreError } from '../errors.js'
 import { cellIndex, parseCellKey, type Cell } from '../types.js'
 import { acquireLockWith, isStale, pidAlive, type LockBackend } from './lock.js'
@@ -88,44 +89,8 @@ export function defaultStoreDir(env: NodeJS.ProcessEnv = process.env): string {
   return resolve(env.WOTD_HOME && env.WOTD_HOME.trim() !== '' ? env.WOTD_HOME : '.wotd')
 }
 
-function tmpName(path: string): string {
-  return `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
-}
+export { writeFileAtomic }
 
-async function syncDir(dir: string): Promise<void> {
-  // Make a rename durable where the platform allows it.
-  try {
-    const dh = await open(dir, 'r')
-    try {
-      await dh.sync()
-    } finally {
-      await dh.close()
-    }
-  } catch {
-    // not supported here (e.g. Windows); the rename is still atomic
-  }
-}
-
-/** Writes `data` to `path` atomically (temporary file in the same folder, fsync, rename). */
-export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  const dir = dirname(resolve(path))
-  await mkdir(dir, { recursive: true })
-  const tmp = tmpName(path)
-  try {
-    const fh = await open(tmp, 'wx', 0o600)
-    try {
-      await fh.writeFile(data)
-      await fh.sync()
-    } finally {
-      await fh.close()
-    }
-    await rename(tmp, path)
-  } catch (err) {
-    await unlink(tmp).catch(() => {})
-    throw err
-  }
-  await syncDir(dir)
-}
 
 /** Copies bytes or a file into a new file `dest` (exclusive create, fsync), returning size and sha256. */
 async function copyHashing(source: ArtifactSource, dest: string): Promise<{ size: number; sha256: string }> {
@@ -290,7 +255,7 @@ export class FileStore implements Store {
     const body = JSON.stringify(data)
     const env = `{"format":${JSON.stringify(FORMAT)},"sha256":"${sha256Hex(body)}","data":${body}}\n`
     const dir = dirname(path)
-    const tmp = tmpName(path)
+    const tmp = tempSibling(path)
     try {
       await mkdir(dir, { recursive: true })
       const fh = await open(tmp, 'wx', 0o600)
@@ -547,7 +512,7 @@ export class FileStore implements Store {
       })
       // Leftovers of a writer killed mid-write (its temporary files) go before the new one lands.
       await this.sweep(dirname(p.data), await this.list(dirname(p.data)))
-      const tmp = tmpName(p.data)
+      const tmp = tempSibling(p.data)
       try {
         let got: { size: number; sha256: string }
         try {
@@ -627,7 +592,7 @@ export class FileStore implements Store {
     if (!side) return null
     const dest = resolve(path)
     await mkdir(dirname(dest), { recursive: true })
-    const tmp = tmpName(dest)
+    const tmp = tempSibling(dest)
     try {
       let got: { size: number; sha256: string }
       try {

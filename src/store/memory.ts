@@ -3,9 +3,9 @@
  * documents are kept as JSON copies, artifacts are verified against their sha256 on read, and
  * locks work between callers of one instance.
  */
-import { randomBytes } from 'node:crypto'
-import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises'
+import { mkdir, readFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
+import { writeFileAtomic } from '../files/atomic.js'
 import { CorruptFileError, InvalidInputError, StoreError } from '../errors.js'
 import { cellIndex, type Cell } from '../types.js'
 import { checkArtifactSource, checkExpected, sha256Hex } from './file.js'
@@ -195,13 +195,7 @@ export class MemoryStore implements Store {
     if (!v) return null
     const dest = resolve(path)
     await mkdir(dirname(dest), { recursive: true })
-    const tmp = `${dest}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
-    try {
-      await writeFile(tmp, v.bytes)
-      await rename(tmp, dest)
-    } finally {
-      await unlink(tmp).catch(() => {})
-    }
+    await writeFileAtomic(dest, v.bytes, { mode: 0o644 })
     return v.info
   }
 

@@ -3,7 +3,8 @@
 //! in transformers or back here) or as a llama.cpp GGUF.
 
 use crate::error::{Context, Result, WotdError};
-use crate::io::gguf_export::{export_causal_lm, GgufExportOptions};
+use crate::io::atomic;
+use crate::export::gguf::{export_causal_lm, GgufExportOptions};
 use crate::io::{resolve, ModelFiles, ResolveOptions, TokenizerSource};
 use crate::models::CausalLm;
 use std::collections::HashMap;
@@ -59,10 +60,7 @@ pub fn save_safetensors_dir(model: &CausalLm, base: &ModelFiles, out: &Path) -> 
     let tied = model.config().tie_word_embeddings;
     let tensors: HashMap<String, candle_core::Tensor> =
         model.base_tensors().into_iter().filter(|(name, _)| !(tied && name == "lm_head.weight")).collect();
-    let weights = out.join("model.safetensors");
-    let tmp = out.join(".model.safetensors.tmp");
-    candle_core::safetensors::save(&tensors, &tmp)?;
-    std::fs::rename(&tmp, &weights).map_err(|e| WotdError::io(&weights, e))?;
+    atomic::write_file_with(&out.join("model.safetensors"), |tmp| Ok(candle_core::safetensors::save(&tensors, tmp)?))?;
 
     let mut config = base.config.clone();
     if let Some(c) = config.as_object_mut() {
@@ -111,7 +109,5 @@ pub fn save_safetensors_dir(model: &CausalLm, base: &ModelFiles, out: &Path) -> 
 }
 
 fn write_text(path: &Path, text: &str) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).map_err(|e| WotdError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| WotdError::io(path, e))
+    atomic::write_file(path, text.as_bytes())
 }

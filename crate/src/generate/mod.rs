@@ -25,7 +25,7 @@ pub mod sampling;
 use crate::error::{Result, WotdError};
 use crate::io::TextTokenizer;
 use crate::models::CausalLm;
-use crate::nn::lora::SeededRng;
+use crate::random::SeededRng;
 use candle_core::{DType, Tensor};
 pub use sampling::SamplingParams;
 

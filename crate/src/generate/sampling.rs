@@ -4,7 +4,7 @@
 //! Everything runs on the host in f64 with a total order on candidates (logit, then id), so the
 //! same logits and the same generator state always give the same token.
 
-use crate::nn::lora::SeededRng;
+use crate::random::SeededRng;
 
 /// How to sample.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -10,7 +10,7 @@
 //!
 //! How one request runs:
 //! - The prompt is the trainer's ([`ExampleEncoder::prompt_ids`]: the base model's chat template
-//!   around [`crate::train::prompt::user_message`]), with attribute names when the adapter was
+//!   around [`crate::prompt::user_message`]), with attribute names when the adapter was
 //!   trained on aligned IDs (read from the `dsl_prompt.json` the trainer leaves beside it).
 //! - The part of the prompt every pattern shares (system prompt, request wording) is prefilled
 //!   once per generator and kept; each request prefills only its own tail, and each sample
@@ -29,15 +29,12 @@ use super::trie::{TrieState, VocabTrie};
 use super::words::{final_items, normalize, WordCollector};
 use crate::dsl::Pattern;
 use crate::error::{Context, Result, WotdError};
-use crate::io::gguf_export::{export_causal_lm, write_llama_gguf, GgufExportOptions, GgufExportReport};
+use crate::export::gguf::{export_causal_lm, write_llama_gguf, GgufExportOptions, GgufExportReport};
 use crate::io::{resolve, ResolveOptions, TextTokenizer};
 use crate::models::{CausalLm, DecoderConfig};
-use crate::nn::lora::SeededRng;
+use crate::random::SeededRng;
 use crate::rvq::AttributeVocab;
-use crate::train::chat::ChatFormat;
-use crate::train::dsl::PROMPT_FILE;
-use crate::train::encode::ExampleEncoder;
-use crate::train::prompt::WORD_SEPARATOR;
+use crate::prompt::{ChatFormat, ExampleEncoder, PROMPT_FILE, WORD_SEPARATOR};
 use candle_core::quantized::GgmlDType;
 use candle_core::Tensor;
 use crate::nn::kv_cache::KvCache;
@@ -244,7 +241,7 @@ impl std::fmt::Debug for WordGenerator {
 
 /// The base model an adapter was trained on (`base_model_name_or_path` of its PEFT config).
 pub fn adapter_base_model(adapter_dir: &Path) -> Result<Option<String>> {
-    let path = adapter_dir.join(crate::nn::lora::ADAPTER_CONFIG);
+    let path = adapter_dir.join(crate::io::peft::ADAPTER_CONFIG);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),

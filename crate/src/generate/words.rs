@@ -1,6 +1,6 @@
 //! From a model's raw completion to clean words: split, normalise, filter, dedupe.
 //!
-//! The model is taught `w1, w2, w3` (see [`crate::train::prompt::WORD_SEPARATOR`]), but a
+//! The model is taught `w1, w2, w3` (see [`crate::prompt::WORD_SEPARATOR`]), but a
 //! sampled completion may drift into other list shapes (numbered lines, bullets, semicolons,
 //! quotes). Splitting accepts all of them; what survives must be one well-formed word:
 //! letters with at most single inner hyphens or apostrophes, 2-24 characters, after NFC and

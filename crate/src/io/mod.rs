@@ -11,18 +11,22 @@
 //! - [`model_files`]: what a resolved directory holds and one way to load it, whatever its format;
 //!   [`inspect`] resolves, opens and fully loads one (what `inspectModel` reports).
 //!
+//! - [`peft`]: PEFT adapter directories (config and LoRA weights), read and written.
+//! - [`atomic`]: every file and directory the crate writes appears whole or not at all.
+//!
 //! Everything here reports damaged input as [`crate::WotdError::CorruptFile`] naming the file
 //! and the reason; nothing panics on bad bytes.
 
 mod mapped;
 
+pub mod atomic;
 pub mod gguf;
-pub mod gguf_export;
 pub mod gguf_llama;
 pub mod hub;
 pub mod inspect;
 pub mod marker;
 pub mod model_files;
+pub mod peft;
 pub mod resolve;
 pub mod safetensors;
 pub mod tokenizer;

@@ -47,16 +47,18 @@
 //! transformers' default `arange` positions on every real token.
 
 use super::layer_checkpoint::{checkpointed_forward, GradSink};
+use super::decoder::{Architecture, DecoderConfig, DecoderLayer, WeightMap};
 use super::{llama, phi3};
 use crate::error::{Context, Result, WotdError};
 use crate::io::{ModelFiles, Resolved, TextTokenizer, TokenizerSource};
-use crate::nn::causal_attention::{plan_step, AttentionContext, CausalSelfAttention};
+use crate::nn::causal_attention::{plan_step, AttentionContext};
 use crate::nn::frozen_linear::FrozenLinear;
-use crate::nn::kv_cache::{KvCache, LayerKv};
-use crate::nn::lora::{self, LoraAdapter, LoraConfig, LoraLinear, LoraMode, SeededRng};
-use crate::nn::mlp::SwiGlu;
+use crate::nn::kv_cache::KvCache;
+use crate::io::peft::{self, LoraConfig, ModuleWeights};
+use crate::nn::lora::{LoraAdapter, LoraLinear, LoraMode};
+use crate::random::SeededRng;
 use crate::nn::rms_norm::RmsNorm;
-use crate::nn::rotary::{RotaryConfig, RotaryEmbedding};
+use crate::nn::rotary::RotaryEmbedding;
 use crate::nn::Embedding;
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var, D};
@@ -65,27 +67,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Mutex;
 
-/// Which decoder family a config describes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Architecture {
-    Llama,
-    Phi3,
-}
-
+// The family-specific halves of the shared decoder types: here, above the families, so the
+// families depend on `decoder` and nothing depends back on them.
 impl Architecture {
-    /// From `model_type` (or, failing that, `architectures[0]`).
-    pub fn from_hf(config: &Value) -> Result<Self> {
-        let model_type = config.get("model_type").and_then(Value::as_str);
-        let arch = config.get("architectures").and_then(|a| a.get(0)).and_then(Value::as_str);
-        match (model_type, arch) {
-            (Some("llama"), _) | (None, Some("LlamaForCausalLM")) => Ok(Architecture::Llama),
-            (Some("phi3"), _) | (None, Some("Phi3ForCausalLM")) => Ok(Architecture::Phi3),
-            _ => Err(WotdError::Unsupported(format!(
-                "decoder model_type {model_type:?} / architecture {arch:?} (supported: llama, phi3)"
-            ))),
-        }
-    }
-
     /// PEFT target names of every attention and MLP projection: the default LoRA targets.
     pub fn default_lora_targets(self) -> &'static [&'static str] {
         match self {
@@ -95,29 +79,6 @@ impl Architecture {
     }
 }
 
-/// The hyper-parameters the decoders need, read from an HF `config.json`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct DecoderConfig {
-    pub architecture: Architecture,
-    pub vocab_size: usize,
-    pub hidden_size: usize,
-    pub intermediate_size: usize,
-    pub num_hidden_layers: usize,
-    pub num_attention_heads: usize,
-    pub num_key_value_heads: usize,
-    pub head_dim: usize,
-    pub rms_norm_eps: f64,
-    pub rotary: RotaryConfig,
-    pub max_position_embeddings: usize,
-    pub tie_word_embeddings: bool,
-    pub attention_bias: bool,
-    pub sliding_window: Option<usize>,
-    pub bos_token_id: Option<u32>,
-    /// One or several (configs may list more than one end token).
-    pub eos_token_ids: Vec<u32>,
-    pub pad_token_id: Option<u32>,
-}
-
 impl DecoderConfig {
     /// Parses any supported decoder config.
     pub fn from_hf(config: &Value) -> Result<Self> {
@@ -125,119 +86,6 @@ impl DecoderConfig {
             Architecture::Llama => llama::config(config),
             Architecture::Phi3 => phi3::config(config),
         }
-    }
-
-    /// Fields every supported decoder shares.
-    pub(crate) fn common_from_hf(hf: &Value, architecture: Architecture) -> Result<Self> {
-        let need = |k: &str| -> Result<usize> {
-            hf.get(k)
-                .and_then(Value::as_u64)
-                .map(|v| v as usize)
-                .ok_or_else(|| WotdError::InvalidInput(format!("decoder config has no integer {k:?}")))
-        };
-        let act = hf.get("hidden_act").or_else(|| hf.get("hidden_activation")).and_then(Value::as_str).unwrap_or("silu");
-        if act != "silu" && act != "swish" {
-            return Err(WotdError::Unsupported(format!("decoder activation {act:?} (only silu)")));
-        }
-        let hidden_size = need("hidden_size")?;
-        let num_attention_heads = need("num_attention_heads")?;
-        let num_key_value_heads = hf.get("num_key_value_heads").and_then(Value::as_u64).map_or(num_attention_heads, |v| v as usize);
-        let head_dim = hf.get("head_dim").and_then(Value::as_u64).map_or(hidden_size / num_attention_heads.max(1), |v| v as usize);
-        let id = |k: &str| hf.get(k).and_then(Value::as_u64).map(|v| v as u32);
-        let eos_token_ids = match hf.get("eos_token_id") {
-            Some(Value::Array(a)) => a.iter().filter_map(Value::as_u64).map(|v| v as u32).collect(),
-            Some(v) => v.as_u64().map(|v| vec![v as u32]).unwrap_or_default(),
-            None => Vec::new(),
-        };
-        Ok(DecoderConfig {
-            architecture,
-            vocab_size: need("vocab_size")?,
-            hidden_size,
-            intermediate_size: need("intermediate_size")?,
-            num_hidden_layers: need("num_hidden_layers")?,
-            num_attention_heads,
-            num_key_value_heads,
-            head_dim,
-            rms_norm_eps: hf.get("rms_norm_eps").and_then(Value::as_f64).unwrap_or(1e-6),
-            rotary: RotaryConfig::from_hf_config(hf, head_dim)?,
-            max_position_embeddings: need("max_position_embeddings").unwrap_or(4096),
-            tie_word_embeddings: false,
-            attention_bias: false,
-            sliding_window: None,
-            bos_token_id: id("bos_token_id"),
-            eos_token_ids,
-            pad_token_id: id("pad_token_id"),
-        })
-    }
-}
-
-/// Checkpoint tensors by name, taken out one by one so leftovers (a name nobody used, i.e. a
-/// mapping mistake or an unsupported variant) are reported rather than ignored.
-pub struct WeightMap {
-    map: HashMap<String, Tensor>,
-}
-
-impl WeightMap {
-    pub fn new(map: HashMap<String, Tensor>) -> Self {
-        WeightMap { map }
-    }
-
-    pub fn take(&mut self, name: &str) -> Result<Tensor> {
-        let t = self
-            .map
-            .remove(name)
-            .ok_or_else(|| WotdError::InvalidInput(format!("checkpoint has no tensor {name:?}")))?;
-        if t.dtype() == DType::F32 {
-            Ok(t)
-        } else {
-            Ok(t.to_dtype(DType::F32)?)
-        }
-    }
-
-    /// A frozen projection at module `path` (`{path}.weight`, `{path}.bias` when `bias`).
-    pub fn linear(&mut self, path: &str, bias: bool) -> Result<LoraLinear> {
-        let w = self.take(&format!("{path}.weight"))?;
-        let b = if bias { Some(self.take(&format!("{path}.bias"))?) } else { None };
-        Ok(LoraLinear::new(path, FrozenLinear::new(w, b)?))
-    }
-
-    /// Errors on anything not consumed, except buffers that carry no weights.
-    pub fn finish(self) -> Result<()> {
-        let mut left: Vec<&String> = self.map.keys().filter(|k| !k.ends_with("rotary_emb.inv_freq")).collect();
-        left.sort();
-        if left.is_empty() {
-            Ok(())
-        } else {
-            Err(WotdError::Unsupported(format!("checkpoint tensors this decoder does not use: {left:?}")))
-        }
-    }
-}
-
-/// One pre-norm transformer block.
-#[derive(Clone, Debug)]
-pub struct DecoderLayer {
-    pub input_layernorm: RmsNorm,
-    pub self_attn: CausalSelfAttention,
-    pub post_attention_layernorm: RmsNorm,
-    pub mlp: SwiGlu,
-}
-
-impl DecoderLayer {
-    pub fn forward(&self, x: &Tensor, ctx: &AttentionContext<'_>, cache: Option<&mut LayerKv>) -> Result<Tensor> {
-        let h = (x + self.self_attn.forward(&self.input_layernorm.forward(x)?, ctx, cache)?)?;
-        Ok((&h + self.mlp.forward(&self.post_attention_layernorm.forward(&h)?, ctx.lora)?)?)
-    }
-
-    pub(crate) fn projections(&self) -> Vec<&LoraLinear> {
-        let mut v = self.self_attn.projections();
-        v.extend(self.mlp.projections());
-        v
-    }
-
-    fn projections_mut(&mut self) -> Vec<&mut LoraLinear> {
-        let mut v = self.self_attn.projections_mut();
-        v.extend(self.mlp.projections_mut());
-        v
     }
 }
 
@@ -623,7 +471,7 @@ impl CausalLm {
         let mut out = Vec::new();
         for p in self.projections() {
             if let Some(ad) = p.adapter() {
-                let (ka, kb) = lora::peft_keys(p.path());
+                let (ka, kb) = peft::peft_keys(p.path());
                 out.push((ka, ad.a().clone()));
                 out.push((kb, ad.b().clone()));
             }
@@ -634,20 +482,25 @@ impl CausalLm {
     /// Writes the adapter as PEFT does (loadable by `PeftModel.from_pretrained`).
     pub fn save_adapter(&self, dir: &Path) -> Result<()> {
         let cfg = self.adapter.as_ref().ok_or_else(|| WotdError::InvalidInput("the model has no adapter to save".into()))?;
-        lora::save_peft_adapter(dir, cfg, &self.base_model, &self.projections())
+        let modules: Vec<ModuleWeights<'_>> = self
+            .projections()
+            .into_iter()
+            .filter_map(|p| p.adapter().map(|ad| ModuleWeights { path: p.path(), a: ad.a().as_tensor(), b: ad.b().as_tensor() }))
+            .collect();
+        peft::save_peft_adapter(dir, cfg, &self.base_model, &modules)
     }
 
     /// Loads a PEFT adapter directory, replacing any adapter. Every module named in the file
     /// must exist here, and every module the file's config targets must be in the file.
     pub fn load_adapter(&mut self, dir: &Path) -> Result<()> {
-        let peft = lora::read_peft_adapter(dir)?;
+        let peft = peft::read_peft_adapter(dir)?;
         let defaults = self.config.architecture.default_lora_targets();
         let known: BTreeSet<String> = self.projections().iter().map(|p| p.path().to_string()).collect();
         if let Some(unknown) = peft.weights.keys().find(|k| !known.contains(*k)) {
             return Err(WotdError::InvalidInput(format!("adapter in {} names module {unknown:?}, which this model lacks", dir.display())));
         }
         if let Some(missing) = known.iter().find(|p| peft.config.targets(p, defaults) && !peft.weights.contains_key(*p)) {
-            return Err(WotdError::corrupt(dir.join(lora::ADAPTER_WEIGHTS), format!("no weights for targeted module {missing}")));
+            return Err(WotdError::corrupt(dir.join(peft::ADAPTER_WEIGHTS), format!("no weights for targeted module {missing}")));
         }
         self.remove_adapter();
         let cfg = peft.config;

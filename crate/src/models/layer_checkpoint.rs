@@ -10,10 +10,11 @@
 //! `GradStore` ([`super::CausalLm::backward`]). LoRA dropout replays exactly: the recomputation
 //! starts the dropout stream from the state the forward pass started from.
 
-use super::causal_lm::DecoderLayer;
+use super::decoder::DecoderLayer;
 use crate::error::WotdError;
 use crate::nn::causal_attention::AttentionContext;
-use crate::nn::lora::{LoraMode, SeededRng};
+use crate::nn::lora::LoraMode;
+use crate::random::SeededRng;
 use crate::nn::rotary::{RopeTables, RotaryEmbedding};
 use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor, TensorId, Var};

@@ -1,11 +1,11 @@
 //! Llama (SmolLM2 and relatives): separate `q/k/v/o_proj`, separate `gate/up/down_proj`,
 //! grouped-query attention, default RoPE, RMSNorm, usually tied input/output embeddings.
 //!
-//! The decoder itself is [`super::causal_lm::CausalLm`]; this module only knows Llama's config
+//! The decoder itself is `CausalLm`; this module only knows Llama's config
 //! fields and tensor names. GGUF checkpoints arrive here already renamed to these HF names with
 //! Q/K rows restored (`io::gguf_llama`).
 
-use super::causal_lm::{Architecture, DecoderConfig, DecoderLayer, WeightMap};
+use super::decoder::{Architecture, DecoderConfig, DecoderLayer, WeightMap};
 use crate::error::{Result, WotdError};
 use crate::nn::causal_attention::{CausalSelfAttention, QkvProjection};
 use crate::nn::mlp::{GateUpProjection, SwiGlu};

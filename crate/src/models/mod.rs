@@ -5,9 +5,11 @@ pub mod bert;
 pub mod xlm_roberta;
 
 pub mod causal_lm;
+pub mod decoder;
 pub mod layer_checkpoint;
 pub mod llama;
 pub mod phi3;
 pub mod random_weights;
 
-pub use causal_lm::{masked_lm_loss, Architecture, CausalLm, DecoderConfig, LossParts};
+pub use causal_lm::{masked_lm_loss, CausalLm, LossParts};
+pub use decoder::{Architecture, DecoderConfig};

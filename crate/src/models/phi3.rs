@@ -6,7 +6,7 @@
 //! `resid_pdrop`/`embd_pdrop`/`attention_dropout` are not applied: Phi-3.5-mini ships them as 0,
 //! and LoRA dropout is the regulariser used here.
 
-use super::causal_lm::{Architecture, DecoderConfig, DecoderLayer, WeightMap};
+use super::decoder::{Architecture, DecoderConfig, DecoderLayer, WeightMap};
 use crate::error::Result;
 use crate::nn::causal_attention::{CausalSelfAttention, QkvProjection};
 use crate::nn::mlp::{GateUpProjection, SwiGlu};

@@ -3,9 +3,9 @@
 //! full profile costs in time and memory can be measured without them. Speed and memory
 //! depend on shapes only; the values just need to keep activations in a sane range.
 
-use super::causal_lm::{Architecture, DecoderConfig};
+use super::decoder::{Architecture, DecoderConfig};
 use crate::error::Result;
-use crate::nn::lora::SeededRng;
+use crate::random::SeededRng;
 use candle_core::{Device, Tensor};
 use std::collections::HashMap;
 
@@ -94,7 +94,7 @@ pub fn random_decoder_weights(cfg: &DecoderConfig, std: f64, seed: u64, device: 
 mod tests {
     use super::*;
     use crate::models::CausalLm;
-    use crate::nn::lora::LoraConfig;
+    use crate::io::peft::LoraConfig;
     use std::path::Path;
 
     fn fixture(name: &str) -> std::path::PathBuf {

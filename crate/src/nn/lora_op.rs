@@ -16,7 +16,7 @@ use super::cpu::gemm::{matmul_into, Mat};
 use super::cpu::par::{for_rows, rows_of, RowsMut};
 use super::cpu::simd::vectorized;
 use super::frozen_linear::{add_bias_rows, matmul_by_transposed, matmul_nt};
-use super::lora::DropoutMask;
+use super::dropout::DropoutMask;
 use crate::error::Result;
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Storage, Tensor};
 
@@ -183,7 +183,7 @@ mod tests {
     #[test]
     fn equals_the_composed_projection_and_its_gradients_with_bias_and_dropout() -> Result<()> {
         let (w, bias) = (filled(&[4, 5], 0.0), filled(&[4], 9.0));
-        let drop = DropoutMask::draw(2 * 3 * 5, 0.2, &mut crate::nn::lora::SeededRng::new(4));
+        let drop = DropoutMask::draw(2 * 3 * 5, 0.2, &mut crate::random::SeededRng::new(4));
         let mask = Tensor::from_vec(drop.values(), (2, 3, 5), &Device::Cpu)?;
         for with_mask in [false, true] {
             let x = Var::from_tensor(&filled(&[2, 3, 5], 1.0))?;

@@ -19,6 +19,7 @@ pub mod causal_attention;
 pub(crate) mod cpu;
 pub mod frozen_linear;
 pub mod kv_cache;
+mod dropout;
 pub mod lora;
 mod lora_op;
 pub mod mlp;

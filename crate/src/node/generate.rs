@@ -8,7 +8,7 @@ use crate::error::WotdError;
 use crate::generate::merge::{merge_and_save, MergeReport, MergedFormat};
 use crate::generate::word_generator::adapter_base_model;
 use crate::generate::{EngineOptions, GeneratorOptions, PromptVocab, Weights, WordGeneration, WordGenerator, WordOptions};
-use crate::io::gguf_export::{GgufExportOptions, GgufExportReport};
+use crate::export::gguf::{GgufExportOptions, GgufExportReport};
 use crate::io::ResolveOptions;
 use crate::rvq::{AttributeVocab, ATTRIBUTES};
 use candle_core::quantized::GgmlDType;

@@ -6,7 +6,7 @@ use super::guard;
 use crate::dsl::parse;
 use crate::error::{Result as CoreResult, WotdError};
 use crate::io::ResolveOptions;
-use crate::nn::lora::LoraConfig;
+use crate::io::peft::LoraConfig;
 use crate::rvq::{AttributeVocab, ATTRIBUTES, LEVELS};
 use crate::train::dsl::{train_dsl, DslTrainOutcome, DslTrainRequest, ExampleSource};
 use crate::train::{AdamWConfig, ExampleOptions, LabeledWord, PatternKind, Progress, TextExample, TrainConfig};

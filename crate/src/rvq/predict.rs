@@ -12,7 +12,7 @@
 //! optimisation framework for one convex fit.
 
 use super::rng::Rng;
-use super::store::write_atomic;
+use crate::io::atomic::write_file;
 use super::{ATTRIBUTES, VALUES};
 use crate::error::{Result, WotdError};
 use serde::{Deserialize, Serialize};
@@ -138,7 +138,7 @@ impl AttributePredictor {
     pub fn save(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| WotdError::io(dir, e))?;
         let json = serde_json::to_vec(self).expect("predictor serialises");
-        write_atomic(&dir.join(PREDICTOR_FILE), &json)
+        write_file(&dir.join(PREDICTOR_FILE), &json)
     }
 
     /// `Ok(None)` when the folder holds no predictor (codebooks of another mode).

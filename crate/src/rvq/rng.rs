@@ -4,7 +4,7 @@
 //! a codebook's metadata records its seed, and the seed must reproduce the same codebook
 //! for as long as the file format lives.
 
-use crate::nn::lora::SeededRng;
+use crate::random::SeededRng;
 
 /// The project's xoshiro256++ generator with RVQ's own stream derivation: changing either
 /// would change which codebooks a recorded seed produces.

@@ -7,11 +7,11 @@
 use super::codebook::{Codebook, CodebookInfo, ModeKind};
 use super::{CODES, LEVELS};
 use crate::error::{Result, WotdError};
+use crate::io::atomic::write_file;
 use safetensors::{tensor::TensorView, Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::Path;
 
 pub const CODEBOOK_FILE: &str = "codebooks.safetensors";
@@ -64,8 +64,8 @@ impl Codebook {
             codebooks_sha256: hex_sha256(&file),
         };
         let json = serde_json::to_vec_pretty(&meta).expect("metadata serialises");
-        write_atomic(&dir.join(CODEBOOK_FILE), &file)?;
-        write_atomic(&dir.join(METADATA_FILE), &json)
+        write_file(&dir.join(CODEBOOK_FILE), &file)?;
+        write_file(&dir.join(METADATA_FILE), &json)
     }
 
     /// Reads codebooks saved by `save`, refusing them when they were trained for another
@@ -148,19 +148,3 @@ fn hex_sha256(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Write to a sibling temp file, flush it to disk, then rename over the target, so a crash
-/// leaves either the old file or the new one, never half of one.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        WotdError::io(path, e)
-    })
-}

@@ -5,10 +5,11 @@
 //! [`IGNORE_INDEX`] elsewhere (prompt and padding), as transformers' collators produce them.
 //! Batches group examples of similar length so little compute goes to padding.
 
-use super::encode::TokenizedExample;
-use super::random::{shuffle, stream};
+use crate::prompt::TokenizedExample;
+use super::random::stream;
+use crate::random::shuffle;
 use crate::error::{Result, WotdError};
-use crate::nn::lora::SeededRng;
+use crate::random::SeededRng;
 use candle_core::{Device, Tensor};
 
 /// Label of a position that takes no loss (PyTorch's `ignore_index` default).

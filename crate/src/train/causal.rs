@@ -9,7 +9,7 @@ use super::loss::masked_hidden_nll_sum;
 use super::model::TrainableLm;
 use crate::error::Result;
 use crate::models::CausalLm;
-use crate::nn::lora::SeededRng;
+use crate::random::SeededRng;
 use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
 use std::path::Path;

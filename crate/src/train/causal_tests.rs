@@ -4,7 +4,9 @@ use super::loss::masked_nll_sum;
 use super::tests::four_patterns;
 use super::*;
 use crate::models::CausalLm;
-use crate::nn::lora::{LoraConfig, SeededRng};
+use crate::prompt::ChatFormat;
+use crate::io::peft::LoraConfig;
+use crate::random::SeededRng;
 use candle_core::{DType, Device, Tensor};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -181,7 +183,8 @@ fn hidden_state_loss_equals_the_full_logits_loss_and_its_gradients() -> crate::R
 
 #[test]
 fn train_dsl_runs_stage_4_end_to_end_on_the_fixture() -> crate::Result<()> {
-    use super::dsl::{train_dsl, DslTrainRequest, ExampleSource, PROMPT_FILE};
+    use super::dsl::{train_dsl, DslTrainRequest, ExampleSource};
+    use crate::prompt::PROMPT_FILE;
     let words: Vec<LabeledWord> =
         (0..20u8).map(|i| LabeledWord { word: format!("w{i}"), id: [i % 4, i % 3, i % 2, i % 5] }).collect();
     let dir = tempdir("dsl");

@@ -9,13 +9,13 @@
 use super::model::{TrainableLm, ADAPTER_WEIGHTS};
 use super::optim::AdamW;
 use crate::error::{Result, WotdError};
+use crate::io::atomic::{remove_dir_if_present, swap_in_dir, sync_file, write_synced};
 use candle_core::{Device, Tensor};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub const MARKER: &str = "COMPLETE";
@@ -93,19 +93,10 @@ fn write_into<S: Serialize>(
     }
     let marker = serde_json::to_vec_pretty(&Marker { step, files }).expect("marker serializes");
     write_synced(&tmp.join(MARKER), &marker)?;
-    sync_dir(tmp);
 
-    if final_path.exists() {
-        // Re-saving a step (a resumed run cancelled before its next step): the old copy goes
-        // aside first, so at every instant one complete copy exists under some name.
-        let aside = dir.join(format!(".{PREFIX}{step}.old-{}", std::process::id()));
-        fs::rename(&final_path, &aside).map_err(|e| WotdError::io(&final_path, e))?;
-        fs::rename(tmp, &final_path).map_err(|e| WotdError::io(&final_path, e))?;
-        remove_dir_if_present(&aside)?;
-    } else {
-        fs::rename(tmp, &final_path).map_err(|e| WotdError::io(&final_path, e))?;
-    }
-    sync_dir(dir);
+    // Re-saving a step (a resumed run cancelled before its next step) sets the old copy aside
+    // first, so at every instant one complete copy exists under some name.
+    swap_in_dir(tmp, &final_path)?;
     prune(dir, keep)?;
     Ok(final_path)
 }
@@ -220,30 +211,6 @@ fn sorted_entries(dir: &Path) -> Result<Vec<String>> {
         .map_err(|e| WotdError::io(dir, e))?;
     names.sort();
     Ok(names)
-}
-
-fn remove_dir_if_present(p: &Path) -> Result<()> {
-    match fs::remove_dir_all(p) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(WotdError::io(p, e)),
-    }
-}
-
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut f = fs::File::create(path).map_err(|e| WotdError::io(path, e))?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| WotdError::io(path, e))
-}
-
-fn sync_file(path: &Path) -> Result<()> {
-    fs::File::open(path).and_then(|f| f.sync_all()).map_err(|e| WotdError::io(path, e))
-}
-
-/// Best effort: a directory fsync makes the rename durable on Linux; other systems may refuse it.
-fn sync_dir(path: &Path) {
-    if let Ok(f) = fs::File::open(path) {
-        let _ = f.sync_all();
-    }
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -2,15 +2,14 @@
 //! tokenize the DSL examples in its chat format, train, and leave a PEFT adapter plus a note
 //! of how prompts were worded. This is what the Node binding runs.
 
-use super::chat::ChatFormat;
+use crate::prompt::{ChatFormat, ExampleEncoder, TextExample, PROMPT_FILE, WORD_SEPARATOR};
 use super::config::TrainConfig;
-use super::encode::ExampleEncoder;
-use super::examples::{sample_examples, split_examples, ExampleOptions, ExampleSplit, LabeledWord, TextExample};
+use super::examples::{sample_examples, split_examples, ExampleOptions, ExampleSplit, LabeledWord};
 use super::trainer::{Progress, TrainData, TrainOutcome, Trainer};
 use crate::error::{Context, Result, WotdError};
 use crate::io::{resolve, ResolveOptions};
 use crate::models::CausalLm;
-use crate::nn::lora::LoraConfig;
+use crate::io::peft::LoraConfig;
 use crate::rvq::AttributeVocab;
 use serde_json::json;
 use std::path::PathBuf;
@@ -56,9 +55,6 @@ pub struct DslTrainOutcome {
     pub train_tokens: usize,
 }
 
-/// Describes prompts for whoever generates with the adapter: the same words and template
-/// must be used, or the model is asked in a language it was not taught.
-pub const PROMPT_FILE: &str = "dsl_prompt.json";
 
 pub fn train_dsl(req: DslTrainRequest, on_progress: &mut dyn FnMut(&Progress), cancel: &AtomicBool) -> Result<DslTrainOutcome> {
     let resolved = resolve(&req.base_model, &req.resolve)?;
@@ -110,14 +106,11 @@ fn write_prompt_note(dir: &std::path::Path, base: &str, vocab: Option<&Attribute
         "user_message": if vocab.is_some() { "Words for semantic ID {pattern} ({description})[, like {seeds}]:" } else { "Words for semantic ID {pattern}[, like {seeds}]:" },
         "system_prompt": system,
         "seed_words": seed_words,
-        "word_separator": super::prompt::WORD_SEPARATOR,
+        "word_separator": WORD_SEPARATOR,
         "attribute_vocab": vocab,
         "chat_template": "the base model's own (add_generation_prompt)",
         "end_of_turn_token_id": eot,
         "max_length": max_length,
     });
-    let path = dir.join(PROMPT_FILE);
-    let tmp = dir.join(format!(".{PROMPT_FILE}.tmp"));
-    std::fs::write(&tmp, serde_json::to_string_pretty(&note).expect("JSON value") + "\n").map_err(|e| WotdError::io(&tmp, e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| WotdError::io(&path, e))
+    crate::io::atomic::write_file(&dir.join(PROMPT_FILE), (serde_json::to_string_pretty(&note).expect("JSON value") + "\n").as_bytes())
 }

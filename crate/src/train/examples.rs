@@ -6,12 +6,14 @@
 //! answer, so none is invented. The answer lists matching words in a seeded order, capped,
 //! so long regions teach a sample rather than one ever-longer list.
 //!
-//! Tokenization lives in [`super::encode`]; this module is plain text and seeds.
+//! Tokenization lives in [`crate::prompt::encode`]; this module is plain text and seeds.
 
-use super::random::{shuffle, stream};
+use super::random::stream;
+use crate::random::shuffle;
 use crate::dsl::Pattern;
 use crate::error::{Result, WotdError};
-use crate::nn::lora::SeededRng;
+use crate::prompt::TextExample;
+use crate::random::SeededRng;
 use crate::rvq::{SemanticId, ATTRIBUTES, LEVELS};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
@@ -95,15 +97,6 @@ impl PatternKind {
     fn index(self) -> u64 {
         PatternKind::ALL.iter().position(|k| *k == self).unwrap_or(0) as u64
     }
-}
-
-/// One request and its answer, as text.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TextExample {
-    pub pattern: Pattern,
-    pub words: Vec<String>,
-    /// Words of the same region given in the request (set expansion); never in `words`.
-    pub seeds: Vec<String>,
 }
 
 #[derive(Clone, Debug)]

@@ -6,7 +6,7 @@
 
 use super::loss::masked_nll_sum;
 use crate::error::Result;
-use crate::nn::lora::SeededRng;
+use crate::random::SeededRng;
 use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
 use std::collections::HashMap;
@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 /// File the trainable tensors are written to (PEFT's name, so a checkpoint is also an adapter).
-pub const ADAPTER_WEIGHTS: &str = crate::nn::lora::ADAPTER_WEIGHTS;
+pub const ADAPTER_WEIGHTS: &str = crate::io::peft::ADAPTER_WEIGHTS;
 
 pub trait TrainableLm {
     /// Logits `[b, t, vocab]` for every position of `input_ids` `[b, t]` (u32) under

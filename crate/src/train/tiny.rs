@@ -5,7 +5,7 @@
 
 use super::model::TrainableLm;
 use crate::error::Result;
-use crate::nn::lora::SeededRng;
+use crate::random::SeededRng;
 use candle_core::{DType, Device, Tensor, Var, D};
 use std::sync::Mutex;
 

@@ -9,14 +9,15 @@
 use super::batch::{collate, epoch_batches, Batch};
 use super::checkpoint;
 use super::config::TrainConfig;
-use super::encode::TokenizedExample;
+use crate::prompt::TokenizedExample;
 use super::model::{load_trainable, TrainableLm};
 use super::optim::{clip_grad_norm, AdamW, GradAccumulator};
 use super::random::stream;
 use super::schedule::Schedule;
 use super::state::{RunState, StopReason};
 use crate::error::{Context, Result, WotdError};
-use crate::nn::lora::SeededRng;
+use crate::io::atomic::replace_dir;
+use crate::random::SeededRng;
 use candle_core::{Device, Var};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -457,26 +458,3 @@ fn config_difference(saved: &TrainConfig, now: &TrainConfig) -> String {
     a.iter().filter(|(k, v)| b.get(*k) != Some(*v)).map(|(k, v)| format!("{k}: {v} then, {} now", b[k])).collect::<Vec<_>>().join(", ")
 }
 
-/// Writes a directory through `fill` into a temporary sibling and swaps it in, so readers see
-/// the old or the new directory, never a half-written one.
-fn replace_dir(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let parent = dir.parent().unwrap_or(Path::new("."));
-    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    let aside = parent.join(format!(".{name}.old-{}", std::process::id()));
-    for p in [&tmp, &aside] {
-        if p.exists() {
-            std::fs::remove_dir_all(p).map_err(|e| WotdError::io(p, e))?;
-        }
-    }
-    std::fs::create_dir_all(&tmp).map_err(|e| WotdError::io(&tmp, e))?;
-    fill(&tmp)?;
-    if dir.exists() {
-        std::fs::rename(dir, &aside).map_err(|e| WotdError::io(dir, e))?;
-    }
-    std::fs::rename(&tmp, dir).map_err(|e| WotdError::io(dir, e))?;
-    if aside.exists() {
-        std::fs::remove_dir_all(&aside).map_err(|e| WotdError::io(&aside, e))?;
-    }
-    Ok(())
-}

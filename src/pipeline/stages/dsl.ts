@@ -6,16 +6,16 @@
  */
 import { verifyModel } from '../../models/verify.js'
 import { existsSync } from 'node:fs'
-import { cp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises'
+import { cp, mkdir, readFile, readdir, rm } from 'node:fs/promises'
+import { writeFileAtomic } from '../../files/atomic.js'
 import { join } from 'node:path'
-import { awaitNative, CancelledError, InvalidInputError, ModelNotFoundError } from '../../errors.js'
-import { recomputeEveryNthLayer } from '../../dsl/trainer.js'
+import { CancelledError, InvalidInputError, ModelNotFoundError } from '../../errors.js'
+import { DSLTrainer, type DSLTrainOptions, type DSLTrainResult } from '../../dsl/trainer.js'
 import { WordGenerator } from '../../dsl/generator.js'
 import { createRng, shuffled } from '../../corpus/random.js'
 import { wordsForPattern, type CatalogueIndex } from '../../recommend/index.js'
 import { findModel } from '../../models/locate.js'
 import { isProfileName, PROFILES } from '../../models/profiles.js'
-import { native } from '../../native.js'
 import type { SemanticId } from '../../semantic/index.js'
 import type { ArtifactRef } from '../../store/index.js'
 import type { WOTDWord } from '../../types.js'
@@ -90,13 +90,13 @@ export async function runDslStage(ctx: RunContext, words: WOTDWord[], ids: Seman
   const stamp = join(outDir, 'inputs.hash')
   if (existsSync(stamp) && (await readFile(stamp, 'utf8')).trim() !== hash) await rm(outDir, { recursive: true, force: true })
   await mkdir(outDir, { recursive: true })
-  await writeFile(stamp, hash)
+  await writeFileAtomic(stamp, hash, { mode: 0o644 })
 
   const byPrecision = cfg.dsl.stopOn === 'precision' && index !== undefined
-  const options = {
+  const data = words.map((w, i) => ({ word: w.word, id: [...ids[i]] }))
+  const options: DSLTrainOptions = {
     baseModel,
     offline: true,
-    words: words.map((w, i) => ({ word: w.word, id: [...ids[i]] })),
     aligned: cfg.rvq.mode !== 'unsupervised',
     attributeNames: ['style', 'complexity', 'era'],
     attributeValues: [[...STYLES], [...COMPLEXITIES], [...ERAS]],
@@ -109,7 +109,7 @@ export async function runDslStage(ctx: RunContext, words: WOTDWord[], ids: Seman
     steps: cfg.dsl.steps,
     batchSize: cfg.dsl.batchSize,
     gradAccum: cfg.dsl.gradAccum,
-    gradientCheckpointing: recomputeEveryNthLayer(gradientCheckpointing),
+    gradientCheckpointing,
     lr: cfg.dsl.learningRate,
     warmupSteps: cfg.dsl.warmupSteps,
     weightDecay: cfg.dsl.weightDecay,
@@ -120,38 +120,29 @@ export async function runDslStage(ctx: RunContext, words: WOTDWord[], ids: Seman
     checkpointEvery: cfg.dsl.checkpointEvery,
     outDir,
     seed: cfg.seed,
-    resume: true,
+    signal: ctx.signal,
+    onProgress: (p) =>
+      ctx.emit({
+        stage: 'dsl',
+        phase: 'progress',
+        done: p.step,
+        total: p.totalSteps,
+        loss: p.loss,
+        valLoss: p.valLoss ?? undefined,
+        tokensPerSecond: p.tokensPerSecond,
+        etaSeconds: p.etaSeconds,
+      }),
   }
   const patterns = byPrecision ? validationPatterns(ids, cfg.seed) : []
   const scoresFile = join(outDir, 'precision.json')
   // Scores of earlier segments survive a kill, so a resumed run keeps its best adapter.
   let precision: { step: number; precision: number }[] = existsSync(scoresFile) ? JSON.parse(await readFile(scoresFile, 'utf8')) : []
   const bestDir = join(outDir, 'best-precision-adapter')
-  let result
+  let result: DSLTrainResult
   for (;;) {
     const done = precision.at(-1)?.step ?? 0
     const pauseAtStep = byPrecision ? Math.min(done + cfg.dsl.evalEvery, cfg.dsl.steps) : undefined
-    const trainer = new (native().NativeDslTrainer)({ ...options, pauseAtStep })
-    const onAbort = () => trainer.cancel()
-    ctx.signal?.addEventListener('abort', onAbort, { once: true })
-    try {
-      result = await awaitNative(
-        trainer.train((p) =>
-          ctx.emit({
-            stage: 'dsl',
-            phase: 'progress',
-            done: p.step,
-            total: p.totalSteps,
-            loss: p.loss,
-            valLoss: p.valLoss ?? undefined,
-            tokensPerSecond: p.tokensPerSecond,
-            etaSeconds: p.etaSeconds,
-          }),
-        ),
-      )
-    } finally {
-      ctx.signal?.removeEventListener('abort', onAbort)
-    }
+    result = await new DSLTrainer().trainOrResume(data, { ...options, pauseAtStep })
     if (result.stopped === 'cancelled') throw new CancelledError('training cancelled during the dsl stage; run it again to resume from the last checkpoint')
     if (!byPrecision) break
     if (result.steps > done) {
@@ -169,7 +160,7 @@ export async function runDslStage(ctx: RunContext, words: WOTDWord[], ids: Seman
         await cp(result.adapterDir, bestDir, { recursive: true })
       }
       precision = [...precision, { step: result.steps, precision: score }]
-      await writeFile(scoresFile, JSON.stringify(precision))
+      await writeFileAtomic(scoresFile, JSON.stringify(precision), { mode: 0o644 })
       ctx.emit({ stage: 'dsl', phase: 'progress', done: result.steps, total: result.totalSteps, message: `held-out precision ${(score * 100).toFixed(1)}% at step ${result.steps}` })
     }
     const bestAt = precision.reduce((b, p) => (p.precision > b.precision ? p : b), precision[0])

@@ -6,8 +6,7 @@
 //! answer and to stop, never to predict the prompt.
 
 use super::chat::ChatFormat;
-use super::examples::TextExample;
-use super::prompt::{completion, user_message};
+use super::text::{completion, user_message, TextExample};
 use crate::error::{Result, WotdError};
 use crate::io::TextTokenizer;
 use crate::rvq::AttributeVocab;

@@ -5,6 +5,15 @@
 use crate::dsl::{describe, Pattern};
 use crate::rvq::AttributeVocab;
 
+/// One request and its answer, as text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TextExample {
+    pub pattern: Pattern,
+    pub words: Vec<String>,
+    /// Words of the same region given in the request (set expansion); never in `words`.
+    pub seeds: Vec<String>,
+}
+
 /// Between words in a completion.
 pub const WORD_SEPARATOR: &str = ", ";
 

@@ -12,7 +12,7 @@
 //! The file is written to a temporary name and renamed into place, so a crash never leaves a
 //! half-written GGUF under the requested name.
 
-use super::tokenizer::TextTokenizer;
+use crate::io::TextTokenizer;
 use crate::error::{Result, WotdError};
 use crate::models::{Architecture, CausalLm, DecoderConfig};
 use crate::nn::rotary::RopeScaling;
@@ -159,30 +159,18 @@ pub fn write_llama_gguf(
     for (_, q) in &qtensors {
         *dtypes.entry(format!("{:?}", q.dtype())).or_insert(0) += 1;
     }
-    let tmp = tmp_path(path);
-    let write = || -> Result<()> {
-        let file = std::fs::File::create(&tmp).map_err(|e| WotdError::io(&tmp, e))?;
+    crate::io::atomic::write_file_with(path, |tmp| {
+        let file = std::fs::File::create(tmp).map_err(|e| WotdError::io(tmp, e))?;
         let mut w = BufWriter::new(file);
         let md: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
         let ts: Vec<(&str, &QTensor)> = qtensors.iter().map(|(k, q)| (k.as_str(), q)).collect();
         candle_core::quantized::gguf_file::write(&mut w, &md, &ts)?;
-        w.flush().map_err(|e| WotdError::io(&tmp, e))?;
-        w.get_ref().sync_all().map_err(|e| WotdError::io(&tmp, e))?;
-        Ok(())
-    };
-    if let Err(e) = write() {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    std::fs::rename(&tmp, path).map_err(|e| WotdError::io(path, e))?;
+        w.flush().map_err(|e| WotdError::io(tmp, e))
+    })?;
     let bytes = std::fs::metadata(path).map_err(|e| WotdError::io(path, e))?.len();
     Ok(GgufExportReport { path: path.to_path_buf(), bytes, tensors: qtensors.len(), dtypes })
 }
 
-fn tmp_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "model.gguf".into());
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
-}
 
 /// llama.cpp's converter order: embeddings, then each block, then the output norm and head.
 fn tensor_order(name: &str) -> (usize, usize, String) {
