@@ -155,3 +155,13 @@ export function resolveCells(selection: CellSelection = 'default'): Cell[] {
   if (out.length === 0) throw new InvalidInputError('cells: the list is empty')
   return out
 }
+
+/** Tokens and money a corpus cost (stored with it). `costUSD` is null when a model without a known price was used. */
+export interface CorpusUsage {
+  /** HTTP requests that returned a completion (re-asks included, SDK retries not). */
+  requests: number
+  promptTokens: number
+  completionTokens: number
+  totalTokens: number
+  costUSD: number | null
+}

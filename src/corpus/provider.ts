@@ -1,5 +1,5 @@
 /** The interface every corpus provider implements, and token/cost accounting. */
-import type { Cell } from '../types.js'
+import type { Cell, CorpusUsage } from '../types.js'
 
 /** A word as a provider proposes it: not yet validated, normalised or deduplicated. */
 export interface RawCandidate {
@@ -8,15 +8,7 @@ export interface RawCandidate {
   partOfSpeech: unknown
 }
 
-/** Tokens and money spent. `costUSD` is null when a model without a known price was used. */
-export interface CorpusUsage {
-  /** HTTP requests that returned a completion (re-asks included, SDK retries not). */
-  requests: number
-  promptTokens: number
-  completionTokens: number
-  totalTokens: number
-  costUSD: number | null
-}
+export type { CorpusUsage }
 
 export function emptyUsage(): CorpusUsage {
   return { requests: 0, promptTokens: 0, completionTokens: 0, totalTokens: 0, costUSD: 0 }

@@ -23,9 +23,8 @@
  * strings). Object keys may not contain `.`, start with `$` or hold NUL (MongoDB and FerretDB
  * refuse such keys; the other stores refuse them too so that every store takes the same data).
  */
-import type { CorpusUsage } from '../corpus/provider.js'
 import { InvalidInputError } from '../errors.js'
-import type { Cell, WOTDCorpus, WOTDWord } from '../types.js'
+import type { Cell, CorpusUsage, WOTDCorpus, WOTDWord } from '../types.js'
 
 export const STORED_CORPUS_SCHEMA = 1
 export const RUN_SCHEMA = 1

@@ -37,5 +37,5 @@ pub use resolve::{
     download_from_hub, resolve, resolve_with_progress, verify, DownloadProgress, ModelSource, Resolved, ResolveOptions,
     VerifyReport,
 };
-pub use safetensors::{checkpoint_in_dir, load_checkpoint, load_safetensors, Checkpoint, IntegerTensors};
+pub use safetensors::{checkpoint_in_dir, load_checkpoint, load_safetensors, save_tensors, Checkpoint, IntegerTensors};
 pub use tokenizer::{Encoded, SpecialTokens, TextTokenizer};

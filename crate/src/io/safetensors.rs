@@ -217,3 +217,11 @@ fn corrupt(path: &Path, e: &SafeTensorError, file_len: usize) -> WotdError {
     };
     WotdError::corrupt(path, reason)
 }
+
+/// Tensors to a safetensors file through `write_synced`, so a failed write is an I/O error
+/// naming the file and the reason (no space left on device), not a bare tensor error.
+pub fn save_tensors(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
+    let bytes = ::safetensors::serialize(tensors.iter().map(|(k, v)| (k.as_str(), v)), None)
+        .map_err(|e| WotdError::InvalidInput(format!("cannot serialize tensors for {}: {e}", path.display())))?;
+    super::atomic::write_synced(path, &bytes)
+}

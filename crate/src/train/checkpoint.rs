@@ -6,7 +6,9 @@
 //! mid-write, a copy cut short) is never resumed from; a file whose hash disagrees is reported
 //! as corrupt rather than trained on.
 
-use super::model::{TrainableLm, ADAPTER_WEIGHTS};
+use super::model::TrainableLm;
+use crate::io::peft::ADAPTER_WEIGHTS;
+use crate::io::save_tensors;
 use super::optim::AdamW;
 use crate::error::{Result, WotdError};
 use crate::io::atomic::{remove_dir_if_present, swap_in_dir, sync_file, write_synced};
@@ -101,13 +103,6 @@ fn write_into<S: Serialize>(
     Ok(final_path)
 }
 
-/// Tensors to a safetensors file through `write_synced`, so a failed write is an I/O error
-/// naming the file and the reason (no space left on device), not a bare tensor error.
-pub fn save_tensors(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
-    let bytes = safetensors::serialize(tensors.iter().map(|(k, v)| (k.as_str(), v)), None)
-        .map_err(|e| WotdError::InvalidInput(format!("cannot serialize tensors for {}: {e}", path.display())))?;
-    write_synced(path, &bytes)
-}
 
 /// Removes the temporary and set-aside folders of writers that no longer run (a kill or a
 /// crash mid-write), so they do not pile up. Only on Linux, where `/proc` says whether a pid

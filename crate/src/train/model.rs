@@ -54,7 +54,7 @@ pub trait TrainableLm {
         std::fs::create_dir_all(dir).map_err(|e| crate::WotdError::io(dir, e))?;
         let tensors: HashMap<String, Tensor> =
             self.trainable_vars().into_iter().map(|(n, v)| (n, v.as_tensor().detach())).collect();
-        super::checkpoint::save_tensors(&tensors, &dir.join(ADAPTER_WEIGHTS))
+        crate::io::save_tensors(&tensors, &dir.join(ADAPTER_WEIGHTS))
     }
 }
 
