@@ -2,6 +2,7 @@
 //! GGUF export run as AsyncTasks on the libuv pool) and `mergeAdapter` (adapter folded into
 //! its base, saved as safetensors or GGUF).
 
+use super::convert::{attribute_vocab, resolve_options, seed};
 use super::guard;
 use crate::dsl::parse;
 use crate::error::WotdError;
@@ -9,8 +10,7 @@ use crate::generate::merge::{merge_and_save, MergeReport, MergedFormat};
 use crate::generate::word_generator::adapter_base_model;
 use crate::generate::{EngineOptions, GeneratorOptions, PromptVocab, Weights, WordGeneration, WordGenerator, WordOptions};
 use crate::export::gguf::{GgufExportOptions, GgufExportReport};
-use crate::io::ResolveOptions;
-use crate::rvq::{AttributeVocab, ATTRIBUTES};
+use crate::rvq::AttributeVocab;
 use candle_core::quantized::GgmlDType;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -112,26 +112,13 @@ pub struct MergeAdapterResult {
     pub bytes: f64,
 }
 
-fn resolve_options(offline: Option<bool>, revision: &Option<String>) -> ResolveOptions {
-    ResolveOptions { offline: offline.unwrap_or(false), revision: revision.clone(), ..Default::default() }
-}
-
 fn prompt_vocab(o: &WordGeneratorLoadOptions) -> crate::Result<PromptVocab> {
     Ok(match (o.aligned, &o.attribute_names, &o.attribute_values) {
         (None, None, None) => PromptVocab::Auto,
         (Some(false), None, None) => PromptVocab::Codes,
         (_, None, None) => PromptVocab::Named(AttributeVocab::default()),
         (Some(false), _, _) => return Err(WotdError::InvalidInput("attribute names given with aligned: false".into())),
-        (_, Some(names), Some(values)) => {
-            let names: [String; ATTRIBUTES] = names
-                .clone()
-                .try_into()
-                .map_err(|n: Vec<String>| WotdError::InvalidInput(format!("{ATTRIBUTES} attribute names needed, got {}", n.len())))?;
-            let values: [Vec<String>; ATTRIBUTES] = values.clone().try_into().map_err(|v: Vec<Vec<String>>| {
-                WotdError::InvalidInput(format!("{ATTRIBUTES} attribute value lists needed, got {}", v.len()))
-            })?;
-            PromptVocab::Named(AttributeVocab::new(names, values)?)
-        }
+        (_, Some(names), Some(values)) => PromptVocab::Named(attribute_vocab(names, values)?),
         _ => return Err(WotdError::InvalidInput("give attributeNames and attributeValues together".into())),
     })
 }
@@ -142,14 +129,6 @@ fn gguf_type(s: Option<&str>) -> crate::Result<GgmlDType> {
         "f16" => Ok(GgmlDType::F16),
         "f32" => Ok(GgmlDType::F32),
         other => Err(WotdError::InvalidInput(format!("unknown GGUF type {other:?} (q8_0, f16, f32)"))),
-    }
-}
-
-fn seed(s: Option<f64>) -> crate::Result<u64> {
-    match s {
-        None => Ok(0),
-        Some(s) if s >= 0.0 && s.fract() == 0.0 && s <= 9_007_199_254_740_991.0 => Ok(s as u64),
-        Some(s) => Err(WotdError::InvalidInput(format!("seed must be an integer from 0 to 2^53, got {s}"))),
     }
 }
 
@@ -196,7 +175,7 @@ impl Task for LoadTask {
                 weights: o.quantize.as_deref().map(Weights::parse).transpose()?.unwrap_or(Weights::F32),
                 prompt_vocab: prompt_vocab(o)?,
             };
-            let opts = GeneratorOptions { resolve: resolve_options(o.offline, &o.revision), adapter_dir, engine };
+            let opts = GeneratorOptions { resolve: resolve_options(o.offline, o.revision.as_ref()), adapter_dir, engine };
             WordGenerator::load(&base, &opts)
         })
     }
@@ -393,7 +372,7 @@ impl Task for MergeTask {
             } else {
                 self.base_model.clone()
             };
-            merge_and_save(&base, &resolve_options(o.offline, &o.revision), &adapter, &PathBuf::from(&self.out), &format)
+            merge_and_save(&base, &resolve_options(o.offline, o.revision.as_ref()), &adapter, &PathBuf::from(&self.out), &format)
         })
     }
 

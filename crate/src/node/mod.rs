@@ -4,6 +4,7 @@
 //! `src/errors.ts` turns them into typed TS errors.
 
 mod bench;
+mod convert;
 mod dsl;
 mod embed;
 mod errors;

@@ -21,11 +21,7 @@ pub struct ModelOptions {
 }
 
 fn resolve_options(o: Option<&ModelOptions>) -> ResolveOptions {
-    ResolveOptions {
-        revision: o.and_then(|o| o.revision.clone()),
-        offline: o.and_then(|o| o.offline).unwrap_or(false),
-        ..Default::default()
-    }
+    super::convert::resolve_options(o.and_then(|o| o.offline), o.and_then(|o| o.revision.as_ref()))
 }
 
 /// A file of a model directory.
@@ -187,7 +183,7 @@ pub struct TokenizeOptions {
 
 impl TokenizeOptions {
     fn resolve_options(&self) -> ResolveOptions {
-        resolve_options(Some(&ModelOptions { revision: self.revision.clone(), offline: self.offline }))
+        super::convert::resolve_options(self.offline, self.revision.as_ref())
     }
 }
 

@@ -31,13 +31,7 @@ impl TryFrom<AttributeVocab> for rvq::AttributeVocab {
     type Error = WotdError;
 
     fn try_from(v: AttributeVocab) -> CoreResult<Self> {
-        let names: [String; ATTRIBUTES] = v.names.try_into().map_err(|n: Vec<String>| {
-            WotdError::InvalidInput(format!("vocab needs {ATTRIBUTES} attribute names, got {}", n.len()))
-        })?;
-        let values: [Vec<String>; ATTRIBUTES] = v.values.try_into().map_err(|n: Vec<Vec<String>>| {
-            WotdError::InvalidInput(format!("vocab needs {ATTRIBUTES} value lists, got {}", n.len()))
-        })?;
-        rvq::AttributeVocab::new(names, values)
+        super::convert::attribute_vocab(&v.names, &v.values)
     }
 }
 

@@ -2,12 +2,12 @@
 //! AsyncTask on the libuv pool, reports progress through a threadsafe callback, and owns the
 //! cancellation flag its `cancel()` sets (wire an `AbortSignal` to it).
 
+use super::convert::{attribute_vocab, resolve_options, seed};
 use super::guard;
 use crate::dsl::parse;
 use crate::error::{Result as CoreResult, WotdError};
-use crate::io::ResolveOptions;
 use crate::io::peft::LoraConfig;
-use crate::rvq::{AttributeVocab, ATTRIBUTES, LEVELS};
+use crate::rvq::{AttributeVocab, LEVELS};
 use crate::train::dsl::{train_dsl, DslTrainOutcome, DslTrainRequest, ExampleSource};
 use crate::train::{AdamWConfig, ExampleOptions, LabeledWord, PatternKind, Progress, TextExample, TrainConfig};
 use napi::bindgen_prelude::*;
@@ -272,11 +272,7 @@ fn progress(p: &Progress) -> DslTrainProgress {
 }
 
 fn request(o: &DslTrainOptions) -> CoreResult<DslTrainRequest> {
-    let seed = match o.seed {
-        None => 0,
-        Some(s) if s >= 0.0 && s.fract() == 0.0 && s <= 9_007_199_254_740_991.0 => s as u64,
-        Some(s) => return Err(WotdError::InvalidInput(format!("seed must be an integer from 0 to 2^53, got {s}"))),
-    };
+    let seed = seed(o.seed)?;
     let fraction = o.validation_fraction.unwrap_or(0.1);
     let source = match (&o.words, &o.examples) {
         (Some(words), None) => {
@@ -310,16 +306,7 @@ fn request(o: &DslTrainOptions) -> CoreResult<DslTrainRequest> {
     let vocab = match (o.aligned.unwrap_or(false), &o.attribute_names, &o.attribute_values) {
         (false, None, None) => None,
         (_, None, None) => Some(AttributeVocab::default()),
-        (_, Some(names), Some(values)) => {
-            let names: [String; ATTRIBUTES] = names
-                .clone()
-                .try_into()
-                .map_err(|n: Vec<String>| WotdError::InvalidInput(format!("{ATTRIBUTES} attribute names needed, got {}", n.len())))?;
-            let values: [Vec<String>; ATTRIBUTES] = values.clone().try_into().map_err(|v: Vec<Vec<String>>| {
-                WotdError::InvalidInput(format!("{ATTRIBUTES} attribute value lists needed, got {}", v.len()))
-            })?;
-            Some(AttributeVocab::new(names, values)?)
-        }
+        (_, Some(names), Some(values)) => Some(attribute_vocab(names, values)?),
         _ => return Err(WotdError::InvalidInput("give attributeNames and attributeValues together".into())),
     };
     let lora_in = o.lora.clone().unwrap_or_default();
@@ -360,7 +347,7 @@ fn request(o: &DslTrainOptions) -> CoreResult<DslTrainRequest> {
     };
     Ok(DslTrainRequest {
         base_model: o.base_model.clone(),
-        resolve: ResolveOptions { revision: o.revision.clone(), offline: o.offline.unwrap_or(false), ..Default::default() },
+        resolve: resolve_options(o.offline, o.revision.as_ref()),
         source,
         vocab,
         system_prompt: o.system_prompt.clone(),
