@@ -310,7 +310,7 @@ const flopsPerToken = baseParams ? 4 * baseParams + 6 * (loraParams ?? 0) : unde
 // ---------------------------------------------------------------------------------------
 // 5. LoRA side by side: same examples, LoRA, batch, steps; ours and theirs alternating.
 const vocab = native().defaultAttributeVocab()
-const describe = (text: string) => native().describePattern(text, vocab)
+const describe = (text: string) => native().describePattern(native().parsePattern(text).fields, vocab)
 function sampleExamples(n: number, seed: number): { pattern: string; words: string[] }[] {
   const kinds: ((id: number[]) => (number | null)[])[] = [
     (id) => [...id],
@@ -468,7 +468,7 @@ async function generateAll(weights: 'f32' | 'q8_0', pats: typeof patterns): Prom
   const loadS = now() - t
   const run: GenRun = { weights, loadS, peakRssMb: 0, msPerWord: [], outputs: [], singleStream: [] }
   for (const [i, p] of pats.entries()) {
-    const r = await g.generate(p.text, { count: WORDS_PER_REQUEST, temperature: 0.8, topP: 0.95, topK: 50, seed: config.seed + i })
+    const r = await g.generate(p.fields, { count: WORDS_PER_REQUEST, temperature: 0.8, topP: 0.95, topK: 50, seed: config.seed + i })
     run.msPerWord.push(r.msPerWord)
     run.outputs.push({ pattern: p.text, fields: p.fields, words: r.words, raw: r.raw, tokens: r.tokens, elapsedMs: r.elapsedMs, prefillMs: r.prefillMs, malformed: r.malformed.length })
   }
@@ -480,7 +480,7 @@ async function singleStream(weights: 'f32' | 'q8_0', pats: typeof patterns, seed
   const out = []
   for (const [i, p] of pats.entries()) {
     const c0 = process.cpuUsage()
-    const r = await g.generate(p.text, { count: 1000, batchSize: 1, maxRounds: 1, maxNewTokens: 48, temperature: 0.8, topP: 0.95, topK: 50, seed: seed + i })
+    const r = await g.generate(p.fields, { count: 1000, batchSize: 1, maxRounds: 1, maxNewTokens: 48, temperature: 0.8, topP: 0.95, topK: 50, seed: seed + i })
     const c = process.cpuUsage(c0)
     const tokens = Math.max(1, r.tokens)
     out.push({ tokens: r.tokens, elapsedMs: r.elapsedMs, prefillMs: r.prefillMs, msPerToken: (r.elapsedMs - r.prefillMs) / tokens, cpuMsPerToken: (c.user + c.system) / 1000 / tokens })
@@ -514,7 +514,7 @@ try {
   const m = await WOTDModel.open({ store, runId })
   const apiGen = (await (m as unknown as { generator(): Promise<{ prompt?(p: string): string }> }).generator())
   const apiPrompt = apiGen.prompt?.(patterns[0].text)
-  const trainedPrompt = generators.q8_0?.prompt(patterns[0].text)
+  const trainedPrompt = generators.q8_0?.prompt(patterns[0].fields)
   const t = now()
   const calls = []
   for (const [i, p] of patterns.slice(0, 3).entries()) {
@@ -561,7 +561,7 @@ if (generators.q8_0 && !generationWhy) {
           const r = runPythonJson<any>(
             pythons.lcpp.python,
             join(root, 'benchmark', 'reference', 'decode_reference.py'),
-            { gguf: d.gguf, prompts: dPats.map((p) => g.prompt(p.text)), max_tokens: 48, temperature: 0.8, top_p: 0.95, top_k: 50, seed: 1000 * (round + 1), threads, stop_token: '<|im_end|>' },
+            { gguf: d.gguf, prompts: dPats.map((p) => g.prompt(p.fields)), max_tokens: 48, temperature: 0.8, top_p: 0.95, top_k: 50, seed: 1000 * (round + 1), threads, stop_token: '<|im_end|>' },
             join(tmp, 'decode-job.json'),
             refEnv,
           )
@@ -585,7 +585,7 @@ const genFresh: Partial<Record<'f32' | 'q8_0', any>> = {}
 if (!generationWhy) {
   for (const w of ['q8_0', 'f32'] as const) {
     const jobPath = join(tmp, `gen-${w}.json`)
-    writeFileSync(jobPath, JSON.stringify({ baseModel, adapterDir, quantize: w, patterns: patterns.slice(0, 3).map((p) => p.text), count: WORDS_PER_REQUEST, seed: config.seed }))
+    writeFileSync(jobPath, JSON.stringify({ baseModel, adapterDir, quantize: w, patterns: patterns.slice(0, 3).map((p) => p.fields), count: WORDS_PER_REQUEST, seed: config.seed }))
     const r = spawnSync(process.execPath, ['--import', '@oxc-node/core/register', join(root, 'benchmark', 'lib', 'gen-child.ts'), jobPath], { cwd: root, encoding: 'utf8', env: process.env, maxBuffer: 1 << 24 })
     if (r.status === 0) genFresh[w] = JSON.parse(r.stdout.trim().split('\n').pop()!)
     else note(`fresh-process generation (${w}) failed: ${(r.stderr || r.stdout).trim().split('\n').slice(-2).join(' ')}`)

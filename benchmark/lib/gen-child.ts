@@ -3,11 +3,11 @@
  * training allocated): loads a generator, answers a few patterns, prints one JSON line.
  *
  *   node --import @oxc-node/core/register benchmark/lib/gen-child.ts JOB.json
- *   JOB: { baseModel, adapterDir, quantize: 'f32' | 'q8_0', patterns: string[], count, seed }
+ *   JOB: { baseModel, adapterDir, quantize: 'f32' | 'q8_0', patterns: (number | null)[][] (fields), count, seed }
  */
 import { readFileSync } from 'node:fs'
 
-const job = JSON.parse(readFileSync(process.argv[2], 'utf8')) as { baseModel: string; adapterDir: string; quantize: 'f32' | 'q8_0'; patterns: string[]; count: number; seed: number }
+const job = JSON.parse(readFileSync(process.argv[2], 'utf8')) as { baseModel: string; adapterDir: string; quantize: 'f32' | 'q8_0'; patterns: (number | null)[][]; count: number; seed: number }
 const { native } = await import('../../src/native.ts')
 const hwm = () => Number(/^VmHWM:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? 0) / 1024
 const before = hwm()

@@ -1,7 +1,16 @@
 //! `wotd-native`: the Rust core of wotd-ml.
 //!
-//! Data flows one way: `node` (bindings) -> stage modules (`embed`, `rvq`, `train`,
-//! `generate`) -> `models` -> `nn`; `io` loads files for all of them.
+//! Modules import only downwards, floor by floor (no module imports one above it, and no two
+//! import each other):
+//!
+//! 1. `error`, `random` (the one seeded generator), `runtime` (CPU threads);
+//! 2. `io`: reading model files, PEFT adapters, atomic writes;
+//! 3. `nn` (building blocks and CPU kernels), `rvq` (semantic IDs);
+//! 4. `models` (encoders, decoders over `nn`), `dsl` (the ID-pattern language);
+//! 5. `embed`, `prompt` (how a request is put to the decoder, shared by training and
+//!    generation), `export` (GGUF);
+//! 6. `train`, `generate`;
+//! 7. `node`: N-API bindings, type conversion and scheduling only.
 
 pub mod dsl;
 pub mod embed;

@@ -9,7 +9,7 @@ import { awaitNative, callNative, InvalidInputError } from '../errors.js'
 import { PROFILES } from '../models/profiles.js'
 import { verifyModel } from '../models/verify.js'
 import { native } from '../native.js'
-import { toPatternText } from '../semantic/pattern.js'
+import { toPattern, type PatternInput } from '../semantic/pattern.js'
 
 type NativeWordGenerator = import('../../index.js').NativeWordGenerator
 
@@ -103,7 +103,7 @@ export interface GenerateWordsResult {
   prompt: string
 }
 
-export type PatternInput = string | readonly (number | null)[]
+export type { PatternInput }
 
 function integer(name: string, v: number | undefined, min: number, max: number): number | undefined {
   if (v === undefined) return undefined
@@ -159,7 +159,7 @@ export class WordGenerator {
    * An invalid pattern throws `InvalidPatternError` before the model is touched.
    */
   async generate(pattern: PatternInput, opts: GenerateWordsOptions = {}): Promise<GenerateWordsResult> {
-    const text = toPatternText(pattern)
+    const { fields } = toPattern(pattern)
     let exclude: string[] | undefined
     if (opts.novelOnly) {
       const words = opts.trainingWords ?? this.trainingWords
@@ -173,7 +173,7 @@ export class WordGenerator {
     const seed = opts.seed
     if (seed !== undefined && (!Number.isSafeInteger(seed) || seed < 0)) throw new InvalidInputError(`seed must be a non-negative safe integer, got ${seed}`)
     const r = await awaitNative(
-      this.inner.generate(text, {
+      this.inner.generate(fields, {
         count: integer('count', opts.count, 1, 10_000),
         temperature: opts.temperature,
         topP: opts.topP,
@@ -192,8 +192,8 @@ export class WordGenerator {
 
   /** The prompt text the model sees for a pattern (exactly what training taught it). */
   prompt(pattern: PatternInput, seeds?: readonly string[]): string {
-    const text = toPatternText(pattern)
-    return callNative(() => this.inner.prompt(text, seeds ? [...seeds] : undefined))
+    const { fields } = toPattern(pattern)
+    return callNative(() => this.inner.prompt(fields, seeds ? [...seeds] : undefined))
   }
 
   /**
@@ -243,9 +243,9 @@ export async function generateWordsFromId(
   opts: GenerateWordsOptions & WordGeneratorLoadOptions = {},
 ): Promise<GenerateWordsResult> {
   // Validated first, so a typo costs no model load.
-  const text = toPatternText(pattern)
+  const parsed = toPattern(pattern)
   const g = await WordGenerator.load(opts)
-  return g.generate(text, opts)
+  return g.generate(parsed, opts)
 }
 
 export interface MergeAdapterOptions {

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto'
 import { mkdir } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { InvalidInputError, StoreError } from '../errors.js'
-import { parsePattern, formatPattern, toPatternText, type SemanticEncoder, type SemanticId } from '../semantic/index.js'
+import { formatPattern, toPattern, type Pattern, type PatternInput, type SemanticEncoder, type SemanticId } from '../semantic/index.js'
 import { openStore, type FeedbackEntry, type HistoryEntry, type ProfileDoc, type RunDoc, type Store } from '../store/index.js'
 import { checkFeedbackWords, checkUserName, forgetUser, preferenceVector, updateProfile, vectorFromBase64, vectorToBase64, withFeedback } from '../profile/index.js'
 import type { TrainingConfig } from './config.js'
@@ -332,7 +332,7 @@ export class WOTDModel {
   }
 
   /** "modern / beautiful / shakespearean / variation 5" for runs with named codes. */
-  async describe(pattern: string | readonly (number | null)[]): Promise<string> {
+  async describe(pattern: PatternInput): Promise<string> {
     return (await this.encoder()).describe(pattern)
   }
 
@@ -407,8 +407,8 @@ export class WOTDModel {
   }
 
   /** The ID-region retrieval baseline alone. */
-  async retrieve(pattern: string, count = 10): Promise<string[]> {
-    const p = parsePattern(pattern)
+  async retrieve(pattern: PatternInput, count = 10): Promise<string[]> {
+    const p = toPattern(pattern)
     const index = await this.catalogueIndex()
     return rankPattern(index, p.fields, { scorer: 'region', limit: checkCount(count) }).map((r) => index.entry(r.row).word)
   }
@@ -430,9 +430,9 @@ export class WOTDModel {
     return { allow, avoid, exclude }
   }
 
-  async generateWordsFromId(pattern: string | readonly (number | null)[], opts: GenerateOptions = {}): Promise<GenerationResult> {
+  async generateWordsFromId(pattern: PatternInput, opts: GenerateOptions = {}): Promise<GenerationResult> {
     const started = performance.now()
-    const p = parsePattern(toPatternText(pattern))
+    const p = toPattern(pattern)
     const count = checkCount(opts.count ?? 10)
     if (opts.temperature !== undefined && !(Number.isFinite(opts.temperature) && opts.temperature >= 0)) {
       throw new InvalidInputError(`temperature must be a finite number >= 0, got ${opts.temperature}`)
@@ -448,8 +448,8 @@ export class WOTDModel {
     const filter = { allow: f.allow, exclude: f.exclude, avoidRelativesOf: f.avoid }
     const baseline = rankPattern(index, p.fields, { ...filter, scorer: 'region', limit: count }).map((r) => index.entry(r.row).word)
     let entries: WordEntry[]
-    if (opts.coined) entries = await this.coinedWords(p.fields, p.text, count, opts, f.avoid)
-    else if (method === 'lm') entries = await this.lmCandidates(p.fields, p.text, count, opts, filter)
+    if (opts.coined) entries = await this.coinedWords(p, count, opts, f.avoid)
+    else if (method === 'lm') entries = await this.lmCandidates(p, count, opts, filter)
     else if (method === 'catalogue') entries = wordsForPattern(index, p.fields, { ...filter, count, seed: opts.seed, temperature: opts.temperature })
     else throw new InvalidInputError(`method must be 'catalogue' or 'lm', got ${JSON.stringify(method)}`)
     const elapsed = performance.now() - started
@@ -479,13 +479,14 @@ export class WOTDModel {
    * The LM samples from the region's catalogue candidates (a token trie over them), and its
    * order is the ranking: how the LM would choose if it only picked real words.
    */
-  private async lmCandidates(fields: readonly (number | null)[], text: string, count: number, opts: GenerateOptions, filter: { allow?: Set<number>; exclude: Set<number>; avoidRelativesOf: string[] }): Promise<WordEntry[]> {
+  private async lmCandidates(p: Pattern, count: number, opts: GenerateOptions, filter: { allow?: Set<number>; exclude: Set<number>; avoidRelativesOf: string[] }): Promise<WordEntry[]> {
+    const { fields } = p
     const index = await this.catalogueIndex()
     const candidates = rankPattern(index, fields, { ...filter, limit: Math.max(60, count * 6) })
     if (candidates.length === 0) return []
     const byWord = new Map(candidates.map((r) => [index.entry(r.row).word, r]))
     const gen = await this.generator()
-    const r = await gen.generate(text, {
+    const r = await gen.generate(p, {
       count,
       temperature: opts.temperature,
       topP: opts.topP,
@@ -502,13 +503,14 @@ export class WOTDModel {
    * encoded and kept only when its ID has the requested values (the region's attribute
    * fields, or its exact codes for runs whose codes name nothing).
    */
-  private async coinedWords(fields: readonly (number | null)[], text: string, count: number, opts: GenerateOptions, avoid: readonly string[]): Promise<WordEntry[]> {
+  private async coinedWords(p: Pattern, count: number, opts: GenerateOptions, avoid: readonly string[]): Promise<WordEntry[]> {
+    const { fields } = p
     const [index, enc, gen, emb] = await Promise.all([this.catalogueIndex(), this.encoder(), this.generator(), this.embedder()])
     const out: WordEntry[] = []
     const seen = new Set<string>(avoid)
     const seeds = await this.seedWords(fields)
     for (let round = 0; round < 3 && out.length < count; round++) {
-      const r = await gen.generate(text, {
+      const r = await gen.generate(p, {
         count: count * 3,
         temperature: opts.temperature ?? 1.0,
         topP: opts.topP,
@@ -821,7 +823,7 @@ export class WOTDModel {
 
 /** One-shot convenience: open the newest (or named) run, generate, close. */
 export async function generateWordsFromId(
-  pattern: string | readonly (number | null)[],
+  pattern: PatternInput,
   opts: GenerateOptions & { store?: string | Store; runId?: string } = {},
 ): Promise<GenerationResult> {
   const m = await WOTDModel.open({ store: opts.store, runId: opts.runId })

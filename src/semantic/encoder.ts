@@ -16,7 +16,7 @@ import type { RvqCodebook as NativeCodebook, RvqMetrics, RvqInfo } from '../../i
 import { awaitNative, callNative, CancelledError, InvalidInputError } from '../errors.js'
 import { native } from '../native.js'
 import { COMPLEXITIES, ERAS, STYLES, type Complexity, type Era, type Style } from '../types.js'
-import { toPatternText, type SemanticId } from './pattern.js'
+import { toPattern, type PatternInput, type SemanticId } from './pattern.js'
 import { SIDE_FEATURE_NAMES, SIDE_FEATURES, sideFeatureRows, type WordFacts } from './features.js'
 import { AttributePredictor, argmaxLabels, featureRows, type AttributeProbabilities } from './predictor.js'
 
@@ -224,10 +224,10 @@ export class SemanticEncoder {
   }
 
   /** "modern / beautiful / shakespearean / variation 5" (aligned), codes only otherwise. */
-  describe(pattern: string | readonly (number | null)[]): string {
-    const text = toPatternText(pattern)
+  describe(pattern: PatternInput): string {
+    const { fields } = toPattern(pattern)
     const vocab = this.named ? (this.codebook.info.vocab ?? native().defaultAttributeVocab()) : undefined
-    return callNative(() => native().describePattern(text, vocab))
+    return callNative(() => native().describePattern(fields, vocab))
   }
 
   /** The metrics of DESIGN.md on these vectors (with labels: accuracy of `code >> 3` and NMI). */

@@ -33,7 +33,26 @@ export function patternMatches(pattern: string, id: readonly number[]): boolean 
   return callNative(() => native().patternMatches(pattern, [...id]))
 }
 
-/** Coerces a pattern given as text or fields into its canonical text (validating it). */
-export function toPatternText(p: string | readonly (number | null)[]): string {
-  return typeof p === 'string' ? parsePattern(p).text : formatPattern(p)
+/** A pattern as callers may give it: text, fields (`null` for `*`), or already parsed. */
+export type PatternInput = string | readonly (number | null)[] | Pattern
+
+function isParsed(p: PatternInput): p is Pattern {
+  return typeof p === 'object' && !Array.isArray(p)
+}
+
+/**
+ * A pattern parsed once (validated), to hand down as is: text is parsed, fields are validated
+ * and given their canonical text, and a parsed pattern passes through unchanged.
+ */
+export function toPattern(p: PatternInput): Pattern {
+  if (typeof p === 'string') return parsePattern(p)
+  if (isParsed(p)) return p
+  const fields = [...(p as readonly (number | null)[])]
+  const text = formatPattern(fields)
+  return { fields, text, specificity: fields.filter((f) => f !== null).length }
+}
+
+/** Canonical text of a pattern given in any form (validating it). */
+export function toPatternText(p: PatternInput): string {
+  return toPattern(p).text
 }

@@ -2,8 +2,7 @@
 
 use super::guard;
 use crate::dsl::{self, Pattern};
-use crate::error::WotdError;
-use crate::rvq::{self, LEVELS};
+use crate::rvq;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -27,28 +26,6 @@ fn to_js(p: &Pattern) -> ParsedPattern {
     }
 }
 
-fn from_fields(fields: &[Option<u32>]) -> crate::Result<Pattern> {
-    let shown = || format!("{fields:?}");
-    if fields.len() != LEVELS {
-        return Err(WotdError::InvalidPattern {
-            input: shown(),
-            field: 0,
-            reason: format!("expected {LEVELS} fields, found {}", fields.len()),
-        });
-    }
-    let mut out = [None; LEVELS];
-    for (i, f) in fields.iter().enumerate() {
-        out[i] = match f {
-            None => None,
-            Some(c) => Some(u8::try_from(*c).ok().filter(|&c| c < 32).ok_or_else(|| WotdError::InvalidPattern {
-                input: shown(),
-                field: i + 1,
-                reason: format!("{c} is out of range 0-31"),
-            })?),
-        };
-    }
-    Pattern::new(out)
-}
 
 /// Parses `[2,9,17,5]`, `[2,*,17,*]` or `(2, 9, 17, 5)`; throws `INVALID_PATTERN` naming
 /// the field and the reason.
@@ -60,16 +37,20 @@ pub fn parse_pattern(text: String) -> Result<ParsedPattern> {
 /// Canonical text of a pattern given as fields (`null` for `*`).
 #[napi]
 pub fn format_pattern(#[napi(ts_arg_type = "Array<number | null>")] fields: Vec<Option<u32>>) -> Result<String> {
-    guard(|| Ok(from_fields(&fields)?.to_string()))
+    guard(|| Ok(super::convert::pattern(&fields)?.to_string()))
 }
 
-/// Reads a pattern aloud: with a vocabulary (aligned codebooks) "modern / beautiful /
-/// shakespearean / variation 5"; without, codes only ("9 / any / 3 / any").
+/// Reads a pattern (its fields, as `parsePattern` gives them) aloud: with a vocabulary (aligned
+/// codebooks) "modern / beautiful / shakespearean / variation 5"; without, codes only
+/// ("9 / any / 3 / any").
 #[napi]
-pub fn describe_pattern(text: String, vocab: Option<super::rvq::AttributeVocab>) -> Result<String> {
+pub fn describe_pattern(
+    #[napi(ts_arg_type = "Array<number | null>")] fields: Vec<Option<u32>>,
+    vocab: Option<super::rvq::AttributeVocab>,
+) -> Result<String> {
     guard(|| {
         let vocab: Option<rvq::AttributeVocab> = vocab.map(TryInto::try_into).transpose()?;
-        Ok(dsl::describe(&dsl::parse(&text)?, vocab.as_ref()))
+        Ok(dsl::describe(&super::convert::pattern(&fields)?, vocab.as_ref()))
     })
 }
 

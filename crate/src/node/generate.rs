@@ -2,9 +2,8 @@
 //! GGUF export run as AsyncTasks on the libuv pool) and `mergeAdapter` (adapter folded into
 //! its base, saved as safetensors or GGUF).
 
-use super::convert::{attribute_vocab, resolve_options, seed};
+use super::convert::{attribute_vocab, pattern, resolve_options, seed};
 use super::guard;
-use crate::dsl::parse;
 use crate::error::WotdError;
 use crate::generate::merge::{merge_and_save, MergeReport, MergedFormat};
 use crate::generate::word_generator::adapter_base_model;
@@ -187,7 +186,7 @@ impl Task for LoadTask {
 
 pub struct GenerateTask {
     generator: crate::Result<Arc<WordGenerator>>,
-    pattern: String,
+    pattern: Vec<Option<u32>>,
     opts: WordGenerateOptions,
 }
 
@@ -198,7 +197,7 @@ impl Task for GenerateTask {
     fn compute(&mut self) -> Result<WordGeneration> {
         // Taken, not borrowed: a closed generator's weights go as soon as its last call ends.
         let generator = std::mem::replace(&mut self.generator, Err(WotdError::Cancelled));
-        guard(|| generator?.generate(&parse(&self.pattern)?, &word_options(&self.opts)?))
+        guard(|| generator?.generate(&pattern(&self.pattern)?, &word_options(&self.opts)?))
     }
 
     fn resolve(&mut self, _env: Env, g: WordGeneration) -> Result<WordGenerateResult> {
@@ -273,11 +272,16 @@ impl NativeWordGenerator {
         AsyncTask::new(LoadTask { base_model, adapter_dir, opts: options.unwrap_or_default() })
     }
 
-    /// Words for an ID pattern such as `[2,*,17,*]`, off the main thread. An invalid pattern
-    /// rejects with `[INVALID_PATTERN]`.
+    /// Words for an ID pattern given as its fields (`[2, null, 17, null]` for `[2,*,17,*]`, as
+    /// `parsePattern` returns them), off the main thread. Invalid fields reject with
+    /// `[INVALID_PATTERN]`.
     #[napi(ts_return_type = "Promise<WordGenerateResult>")]
-    pub fn generate(&self, pattern: String, options: Option<WordGenerateOptions>) -> AsyncTask<GenerateTask> {
-        AsyncTask::new(GenerateTask { generator: self.open(), pattern, opts: options.unwrap_or_default() })
+    pub fn generate(
+        &self,
+        #[napi(ts_arg_type = "Array<number | null>")] fields: Vec<Option<u32>>,
+        options: Option<WordGenerateOptions>,
+    ) -> AsyncTask<GenerateTask> {
+        AsyncTask::new(GenerateTask { generator: self.open(), pattern: fields, opts: options.unwrap_or_default() })
     }
 
     /// Writes the merged model as a llama.cpp GGUF (`q8_0` by default).
@@ -286,12 +290,12 @@ impl NativeWordGenerator {
         AsyncTask::new(ExportTask { generator: self.open(), path, dtype })
     }
 
-    /// The prompt text the model sees for a pattern (what training taught it).
+    /// The prompt text the model sees for a pattern's fields (what training taught it).
     #[napi]
-    pub fn prompt(&self, pattern: String, seeds: Option<Vec<String>>) -> Result<String> {
+    pub fn prompt(&self, #[napi(ts_arg_type = "Array<number | null>")] fields: Vec<Option<u32>>, seeds: Option<Vec<String>>) -> Result<String> {
         guard(|| {
             let g = self.open()?;
-            let ids = g.prompt_ids(&parse(&pattern)?, &seeds.unwrap_or_default())?;
+            let ids = g.prompt_ids(&pattern(&fields)?, &seeds.unwrap_or_default())?;
             g.tokenizer().decode(&ids, false)
         })
     }

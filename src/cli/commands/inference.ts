@@ -70,9 +70,10 @@ export function registerInference(program: Command): void {
     .option(...runOpt)
     .option('--json', 'print JSON')
     .action(async (pattern: string, o: Common & { count: string; novel?: boolean; coined?: boolean; method?: string; exclude?: string; temperature?: string; topP?: string; seed?: string }) => {
-      parsePattern(pattern)
+      // Parsed once, before the model loads (a typo costs nothing), and handed down as is.
+      const parsed = parsePattern(pattern)
       const r = await withModel(o, (m) =>
-        m.generateWordsFromId(pattern, {
+        m.generateWordsFromId(parsed, {
           count: num('count', o.count),
           coined: !!o.coined,
           method: o.method as 'catalogue' | 'lm' | undefined,
@@ -124,11 +125,11 @@ export function registerInference(program: Command): void {
       const p = parsePattern(pattern)
       let description: string
       try {
-        description = await withModel(o, (m) => m.describe(p.text))
+        description = await withModel(o, (m) => m.describe(p))
       } catch (err) {
         // Without a trained run, read the pattern with the aligned layout of DESIGN.md.
         if (o.run || !(err instanceof InvalidInputError)) throw err
-        description = callNative(() => native().describePattern(p.text, native().defaultAttributeVocab()))
+        description = callNative(() => native().describePattern(p.fields, native().defaultAttributeVocab()))
       }
       if (o.json) return printJson({ pattern: p.text, fields: p.fields, specificity: p.specificity, description })
       process.stdout.write(`${p.text}  ${description}\n`)
