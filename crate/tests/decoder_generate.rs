@@ -5,7 +5,7 @@
 mod decoder_support;
 
 use decoder_support::*;
-use wotd_native::generate::{generate, generate_batch, GenerateOptions, StopReason};
+use decoder_support::decode::{first_stop_string, generate, generate_batch, GenerateOptions, StopReason};
 use wotd_native::models::CausalLm;
 
 fn prompts(m: &CausalLm) -> Vec<Vec<u32>> {
@@ -151,4 +151,18 @@ fn bad_requests_are_refused() {
     let bad = GenerateOptions { top_p: 1.5, ..Default::default() };
     assert_eq!(generate(&m, tok, &[5, 6], &bad).unwrap_err().code(), "INVALID_INPUT");
     assert!(generate_batch(&m, tok, &[], &GenerateOptions::default()).unwrap().is_empty());
+}
+
+#[test]
+fn earliest_stop_string_wins() {
+    let stops = vec!["\n".to_string(), ", ".to_string()];
+    assert_eq!(first_stop_string("dawn, glow\n", &stops), Some((4, ", ")));
+    assert_eq!(first_stop_string("dawn", &stops), None);
+}
+
+#[test]
+fn options_are_validated() {
+    assert!(GenerateOptions { top_p: 0.0, ..Default::default() }.validate().is_err());
+    assert!(GenerateOptions { stop_strings: vec![String::new()], ..Default::default() }.validate().is_err());
+    assert!(GenerateOptions::greedy(4).validate().is_ok());
 }

@@ -7,7 +7,7 @@ mod decoder_support;
 use candle_core::Tensor;
 use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
 use decoder_support::*;
-use wotd_native::generate::{generate, GenerateOptions, StopReason};
+use decoder_support::decode::{generate, GenerateOptions, StopReason};
 use wotd_native::models::CausalLm;
 use wotd_native::io::peft::LoraConfig;
 
@@ -56,7 +56,7 @@ fn lora_learns_four_patterns_to_their_exact_words() {
     let mut last = f32::MAX;
     let mut steps = 0;
     for step in 0..400 {
-        let loss = m.completion_loss(&ids, Some(&mask), &labels).unwrap().mean().unwrap();
+        let loss = completion_loss_mean(&m, &ids, Some(&mask), &labels);
         last = loss.to_scalar::<f32>().unwrap();
         first.get_or_insert(last);
         steps = step;

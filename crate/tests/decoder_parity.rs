@@ -6,7 +6,7 @@ mod decoder_support;
 
 use candle_core::{DType, Tensor};
 use decoder_support::*;
-use wotd_native::generate::{generate, GenerateOptions};
+use decoder_support::decode::{generate, GenerateOptions};
 use wotd_native::models::CausalLm;
 
 const TOL: f32 = 1e-4;

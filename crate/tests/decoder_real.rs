@@ -13,7 +13,7 @@ use candle_core::Tensor;
 use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
 use decoder_support::*;
 use std::time::Instant;
-use wotd_native::generate::{generate, GenerateOptions, StopReason};
+use decoder_support::decode::{generate, GenerateOptions, StopReason};
 use wotd_native::io::peft::LoraConfig;
 
 /// The GGUF's chat template applied to one user turn (default system prompt, generation prompt).
@@ -68,11 +68,11 @@ fn smollm2_a_few_lora_steps_lower_the_loss_on_a_fixed_batch() {
     let mut opt = AdamW::new(vars, ParamsAdamW { lr: 2e-3, weight_decay: 0.0, ..Default::default() }).unwrap();
     let mut losses = Vec::new();
     for _ in 0..4 {
-        let loss = m.completion_loss(&ids, None, &labels).unwrap().mean().unwrap();
+        let loss = completion_loss_mean(&m, &ids, None, &labels);
         losses.push(loss.to_scalar::<f32>().unwrap());
         opt.backward_step(&loss).unwrap();
     }
-    let after = m.completion_loss(&ids, None, &labels).unwrap().mean().unwrap().to_scalar::<f32>().unwrap();
+    let after = completion_loss_mean(&m, &ids, None, &labels).to_scalar::<f32>().unwrap();
     eprintln!("SmolLM2 LoRA losses: {losses:?} -> {after}");
     assert!(after < losses[0] * 0.8, "loss {} -> {after}", losses[0]);
 }
@@ -91,7 +91,7 @@ fn smollm2_timings() {
         let (start, cpu) = (Instant::now(), cpu_seconds());
         let logits = m.forward(&ids, None, None).unwrap();
         let (fwd, fwd_cpu) = (start.elapsed().as_secs_f64(), cpu_seconds() - cpu);
-        let loss = wotd_native::models::masked_lm_loss(&logits, &labels).unwrap();
+        let loss = wotd_native::nn::loss::masked_completion_loss(&logits, &labels).unwrap();
         let grads = loss.backward().unwrap();
         std::hint::black_box(&grads);
         eprintln!(
@@ -107,7 +107,7 @@ fn smollm2_timings() {
     let masked = Tensor::from_vec(masked, (b, t), m.device()).unwrap();
     for _ in 0..2 {
         let (start, cpu) = (Instant::now(), cpu_seconds());
-        let loss = m.completion_loss(&ids, None, &masked).unwrap().mean().unwrap();
+        let loss = completion_loss_mean(&m, &ids, None, &masked);
         std::hint::black_box(loss.backward().unwrap());
         eprintln!(
             "  completion_loss on 16 of 64 positions, forward+backward {:.2}s wall / {:.2}s cpu",

@@ -12,7 +12,8 @@ use std::collections::HashSet;
 use wotd_native::dsl::parse;
 use wotd_native::generate::quantized::QuantizedLm;
 use wotd_native::generate::words::{final_items, normalize_word};
-use wotd_native::generate::{generate_batch, EngineOptions, GenerateOptions, PromptVocab, Weights, WordGenerator, WordOptions};
+use decoder_support::decode::{generate_batch, GenerateOptions};
+use wotd_native::generate::{EngineOptions, PromptVocab, Weights, WordGenerator, WordOptions};
 use wotd_native::models::CausalLm;
 use wotd_native::rvq::AttributeVocab;
 

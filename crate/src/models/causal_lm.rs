@@ -23,8 +23,6 @@
 //! .final_hidden(&ids, Option<&mask>, Option<&mut KvCache>) -> Result<Tensor>  // [b, t, hidden]
 //! .final_hidden_no_grad(&ids, Option<&mask>, Option<&mut KvCache>) -> Result<Tensor>
 //! .lm_head(&hidden) -> Result<Tensor>                                         // -> logits
-//! .completion_loss(&ids, Option<&mask>, &labels) -> Result<LossParts>         // sum + count
-//! masked_lm_loss(&logits, &labels) -> Result<Tensor>                         // mean, -100 ignored
 //! .new_cache() -> KvCache
 //! .set_training(bool)   // LoRA dropout from the model's own stream in `forward`/`final_hidden`
 //! .set_gradient_checkpointing(n)   // recompute every n-th layer in the backward pass (0: off)
@@ -61,7 +59,7 @@ use crate::nn::rms_norm::RmsNorm;
 use crate::nn::rotary::RotaryEmbedding;
 use crate::nn::Embedding;
 use candle_core::backprop::GradStore;
-use candle_core::{DType, Device, Tensor, Var, D};
+use candle_core::{DType, Device, Tensor, Var};
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -89,20 +87,7 @@ impl DecoderConfig {
     }
 }
 
-/// A masked loss as a sum over target tokens and their count, so gradient accumulation can
-/// divide by the count of the whole accumulated batch.
-#[derive(Clone, Debug)]
-pub struct LossParts {
-    /// Scalar: sum of `-log p(target)` over counted tokens.
-    pub sum: Tensor,
-    pub count: usize,
-}
 
-impl LossParts {
-    pub fn mean(&self) -> Result<Tensor> {
-        Ok((&self.sum / self.count.max(1) as f64)?)
-    }
-}
 
 /// A decoder-only LM: embeddings, blocks, final norm, LM head, optional LoRA adapter.
 pub struct CausalLm {
@@ -321,21 +306,6 @@ impl CausalLm {
         self.lm_head.forward(hidden)
     }
 
-    /// Masked next-token loss without materialising logits for unlabelled positions: only the
-    /// hidden states that predict a label (`labels[:, 1:] != -100`) go through the LM head.
-    /// `labels` is `[b, t]` (i64/u32/f32 holding token ids, -100 = ignore), aligned with `input_ids`.
-    pub fn completion_loss(&self, input_ids: &Tensor, attention_mask: Option<&Tensor>, labels: &Tensor) -> Result<LossParts> {
-        let hidden = self.final_hidden(input_ids, attention_mask, None)?;
-        let (b, t, hs) = hidden.dims3()?;
-        let (rows, targets) = shifted_targets(labels, b, t)?;
-        if rows.is_empty() {
-            return Ok(LossParts { sum: Tensor::zeros((), DType::F32, &self.device)?, count: 0 });
-        }
-        let idx = Tensor::from_vec(rows, targets.len(), &self.device)?;
-        let picked = hidden.reshape((b * t, hs))?.index_select(&idx, 0)?;
-        let logits = self.lm_head(&picked)?;
-        nll_sum(&logits, &targets)
-    }
 
     /// Every transformer block's output plus embeddings and final norm, for parity checks:
     /// `[embeddings, layer 0, ..., layer n-1, final_norm]`, no graph.
@@ -567,54 +537,8 @@ fn mask_rows(mask: &Tensor, b: usize, t: usize) -> Result<Vec<Vec<bool>>> {
     Ok(m.into_iter().map(|r| r.into_iter().map(|v| v != 0.0).collect()).collect())
 }
 
-/// Rows of the flattened `[b*t]` positions whose next token is a label, and those labels.
-fn shifted_targets(labels: &Tensor, b: usize, t: usize) -> Result<(Vec<u32>, Vec<u32>)> {
-    if labels.dims() != [b, t] {
-        return Err(WotdError::InvalidInput(format!("labels {:?} do not match input_ids [{b}, {t}]", labels.dims())));
-    }
-    let l = labels.to_dtype(DType::F64)?.to_vec2::<f64>()?;
-    let (mut rows, mut targets) = (Vec::new(), Vec::new());
-    for (bi, row) in l.iter().enumerate() {
-        for ti in 0..t.saturating_sub(1) {
-            let y = row[ti + 1];
-            if y >= 0.0 {
-                rows.push((bi * t + ti) as u32);
-                targets.push(y as u32);
-            } else if y != -100.0 {
-                return Err(WotdError::InvalidInput(format!("label {y} is neither a token id nor -100")));
-            }
-        }
-    }
-    Ok((rows, targets))
-}
 
-/// Sum of `-log softmax(logits)[target]` over rows of `[n, vocab]` logits.
-fn nll_sum(logits: &Tensor, targets: &[u32]) -> Result<LossParts> {
-    let vocab = logits.dims()[1];
-    if let Some(bad) = targets.iter().find(|y| **y as usize >= vocab) {
-        return Err(WotdError::InvalidInput(format!("label {bad} is outside the vocabulary of {vocab}")));
-    }
-    let max = logits.max_keepdim(D::Minus1)?.detach();
-    let shifted = logits.broadcast_sub(&max)?;
-    let log_z = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
-    let idx = Tensor::from_vec(targets.to_vec(), (targets.len(), 1), logits.device())?;
-    let picked = shifted.gather(&idx, 1)?;
-    let sum = (log_z - picked)?.sum_all()?;
-    Ok(LossParts { sum, count: targets.len() })
-}
 
-/// Mean next-token cross-entropy of `logits` `[b, t, vocab]` against `labels` `[b, t]`
-/// (-100 = ignore), transformers' `labels` convention: position `i` predicts `labels[i + 1]`.
-pub fn masked_lm_loss(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
-    let (b, t, v) = logits.dims3()?;
-    let (rows, targets) = shifted_targets(labels, b, t)?;
-    if rows.is_empty() {
-        return Err(WotdError::InvalidInput("no label to compute a loss on".into()));
-    }
-    let idx = Tensor::from_vec(rows, targets.len(), logits.device())?;
-    let picked = logits.reshape((b * t, v))?.index_select(&idx, 0)?;
-    nll_sum(&picked, &targets)?.mean()
-}
 
 #[cfg(test)]
 mod tests {
@@ -655,18 +579,4 @@ mod tests {
         assert_eq!(DecoderConfig::from_hf(&bert).unwrap_err().code(), "UNSUPPORTED");
     }
 
-    #[test]
-    fn labels_shift_by_one_and_ignore_minus_100() {
-        let dev = Device::Cpu;
-        let labels = Tensor::new(&[[-100i64, -100, 5, 6], [-100, 3, -100, 1]], &dev).unwrap();
-        let (rows, targets) = shifted_targets(&labels, 2, 4).unwrap();
-        assert_eq!(rows, vec![1, 2, 4, 6]);
-        assert_eq!(targets, vec![5, 6, 3, 1]);
-        let bad = Tensor::new(&[[0i64, -5]], &dev).unwrap();
-        assert!(shifted_targets(&bad, 1, 2).is_err());
-        // The loss of uniform logits over 4 tokens is ln 4 whatever the targets.
-        let logits = Tensor::zeros((2, 4, 8), DType::F32, &dev).unwrap();
-        let loss = masked_lm_loss(&logits, &labels).unwrap().to_scalar::<f32>().unwrap();
-        assert!((loss - 8f32.ln()).abs() < 1e-6);
-    }
 }

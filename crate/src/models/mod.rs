@@ -11,5 +11,5 @@ pub mod llama;
 pub mod phi3;
 pub mod random_weights;
 
-pub use causal_lm::{masked_lm_loss, CausalLm, LossParts};
+pub use causal_lm::CausalLm;
 pub use decoder::{Architecture, DecoderConfig};

@@ -21,6 +21,7 @@ pub mod frozen_linear;
 pub mod kv_cache;
 mod dropout;
 pub mod lora;
+pub mod loss;
 mod lora_op;
 pub mod mlp;
 pub mod rms_norm;

@@ -13,7 +13,7 @@ use crate::random::SeededRng;
 use candle_core::{Device, Tensor};
 
 /// Label of a position that takes no loss (PyTorch's `ignore_index` default).
-pub const IGNORE_INDEX: i64 = -100;
+pub use crate::nn::loss::IGNORE_INDEX;
 
 /// How many batches' worth of examples are sorted by length together: wide enough that a batch
 /// holds similar lengths, narrow enough that batch order stays random (transformers' value).

@@ -5,7 +5,7 @@
 //! `[b, t, vocab]` logits (with their log-softmax and its gradient) were most of a training
 //! step's memory. LoRA dropout draws from the loop's stream exactly as `forward_train` does.
 
-use super::loss::masked_hidden_nll_sum;
+use crate::nn::loss::masked_hidden_nll_sum;
 use super::model::TrainableLm;
 use crate::error::Result;
 use crate::models::CausalLm;

@@ -1,6 +1,6 @@
 //! The loop on the real decoder: the tiny llama fixture through `CausalLm`.
 
-use super::loss::masked_nll_sum;
+use crate::nn::loss::masked_nll_sum;
 use super::tests::four_patterns;
 use super::*;
 use crate::models::CausalLm;

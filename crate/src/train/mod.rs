@@ -2,8 +2,8 @@
 //!
 //! - [`examples`]: which patterns to ask about and which words answer them (plain text), put to
 //!   the model as [`crate::prompt`] says (shared with generation).
-//! - [`batch`]: padded batches and their seeded, length-grouped order; [`loss`]: the masked,
-//!   shifted cross-entropy.
+//! - [`batch`]: padded batches and their seeded, length-grouped order; the masked, shifted
+//!   cross-entropy is [`crate::nn::loss`].
 //! - [`optim`]: AdamW, clipping, accumulation; [`schedule`]: warmup + cosine.
 //! - [`trainer`]: the loop, over any [`TrainableLm`] ([`model`]; [`causal`] implements it for
 //!   the project's decoders); [`checkpoint`] and [`state`]: what a resumed run needs, written
@@ -16,7 +16,6 @@ pub mod checkpoint;
 pub mod config;
 pub mod dsl;
 pub mod examples;
-pub mod loss;
 pub mod model;
 pub mod optim;
 pub mod random;

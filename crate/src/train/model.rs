@@ -4,7 +4,7 @@
 //! The loop is written against this trait so it can be tested on a tiny stand-in and run on the
 //! real decoders ([`crate::models::causal_lm::CausalLm`]) unchanged.
 
-use super::loss::masked_nll_sum;
+use crate::nn::loss::masked_nll_sum;
 use crate::error::Result;
 use crate::random::SeededRng;
 use candle_core::backprop::GradStore;
@@ -27,7 +27,7 @@ pub trait TrainableLm {
     fn forward_eval(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Result<Tensor>;
 
     /// Summed loss of every labeled next token and their count, graph recorded (see
-    /// [`super::loss::masked_nll_sum`]). Models may override it to skip logits nobody reads.
+    /// [`crate::nn::loss::masked_nll_sum`]). Models may override it to skip logits nobody reads.
     fn train_loss_sum(&self, input_ids: &Tensor, attention_mask: &Tensor, labels: &Tensor, dropout: &Mutex<SeededRng>) -> Result<(Tensor, usize)> {
         masked_nll_sum(&self.forward_train(input_ids, attention_mask, dropout)?, labels)
     }

@@ -1,7 +1,7 @@
 //! The loop end to end on the stand-in model: learning, resume, cancellation, checkpoints.
 
 use super::checkpoint;
-use super::loss::masked_nll_sum;
+use crate::nn::loss::masked_nll_sum;
 use super::optim::GradAccumulator;
 use super::tiny::TinyLm;
 use super::*;

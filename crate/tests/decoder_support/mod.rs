@@ -2,6 +2,8 @@
 //! real-model gate.
 #![allow(dead_code)]
 
+pub mod decode;
+
 use candle_core::{DType, Tensor};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -71,4 +73,18 @@ pub fn real_smollm2() -> Option<CausalLm> {
             None
         }
     }
+}
+
+/// The masked next-token loss as the trainer takes it, over the decoder's graph-recording
+/// forward: only the hidden states that predict a label go through the LM head. Returns the
+/// summed loss and the number of labelled tokens.
+pub fn completion_loss(m: &CausalLm, ids: &Tensor, mask: Option<&Tensor>, labels: &Tensor) -> wotd_native::Result<(Tensor, usize)> {
+    let hidden = m.final_hidden(ids, mask, None)?;
+    wotd_native::nn::loss::masked_hidden_nll_sum(&hidden, labels, m.config().vocab_size, |rows| m.lm_head(rows))
+}
+
+/// [`completion_loss`] as a mean over the labelled tokens.
+pub fn completion_loss_mean(m: &CausalLm, ids: &Tensor, mask: Option<&Tensor>, labels: &Tensor) -> Tensor {
+    let (sum, n) = completion_loss(m, ids, mask, labels).expect("completion loss");
+    (sum / n.max(1) as f64).expect("mean")
 }

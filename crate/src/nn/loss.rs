@@ -1,13 +1,18 @@
 //! Masked-completion cross-entropy, shifted as transformers does: the logits at position `i`
 //! predict the label at `i + 1`; positions labeled [`IGNORE_INDEX`] take no loss.
 //!
+//! Here, below the models, because both the trainer and the decoder tests take this loss.
+//!
 //! Built from ops that all record a backward (a composed log-softmax, `index_select`, `gather`).
 //! Only the labeled rows are normalised over the vocabulary: with SmolLM2's 49k-token vocabulary
 //! a prompt-heavy batch would otherwise spend most of the loss's time on rows that are discarded.
 
-use super::batch::IGNORE_INDEX;
 use crate::error::{Result, WotdError};
 use candle_core::{DType, Tensor, D};
+
+/// The label of a position that takes no loss (prompt, padding), as transformers' collators
+/// write it.
+pub const IGNORE_INDEX: i64 = -100;
 
 /// `log_softmax` over the last dimension. The row maximum is detached: it only keeps `exp` in
 /// range and cancels in the result, so a backward through it would only add rounding noise.
