@@ -60,6 +60,7 @@ export interface DSLRunOptions {
   epochs?: number
   batchSize?: number
   gradAccum?: number
+  /** Peak learning rate. Default 2e-4 (the native trainer's); the pipeline's `dsl.learningRate` is 1e-3. */
   lr?: number
   minLr?: number
   warmupSteps?: number

@@ -13,6 +13,8 @@ const cellSelection = z.union([z.literal('default'), z.literal('all'), z.array(z
 export const DSL_SYSTEM_PROMPT =
   'You list real English words that fit a semantic ID: its style, complexity and era are named. Answer with new words only, separated by commas.'
 
+// Each section's defaults are written once, on its fields: `.prefault({})` runs an absent
+// section through its own schema (zod 4's `.default()` would return a literal as is).
 export const TrainingConfigSchema = z
   .object({
     profile: z.enum(['compact', 'full']).default('compact'),
@@ -30,13 +32,13 @@ export const TrainingConfigSchema = z
         batch: z.boolean().default(false),
       })
       .strict()
-      .default({ provider: 'auto', cells: 'default', wordsPerCorpus: 100, batch: false }),
+      .prefault({}),
     embed: z
       .object({
         batchSize: z.number().int().min(1).max(1024).default(64),
       })
       .strict()
-      .default({ batchSize: 64 }),
+      .prefault({}),
     rvq: z
       .object({
         levels: z.literal(4).default(4),
@@ -50,7 +52,7 @@ export const TrainingConfigSchema = z
         iterations: z.number().int().min(1).max(1000).default(100),
       })
       .strict()
-      .default({ levels: 4, codes: 32, mode: 'hybrid', iterations: 100 }),
+      .prefault({}),
     lora: z
       .object({
         rank: z.number().int().min(1).max(256).default(16),
@@ -59,7 +61,7 @@ export const TrainingConfigSchema = z
         targetModules: z.array(z.string().min(1)).min(1).optional(),
       })
       .strict()
-      .default({ rank: 16, alpha: 32, dropout: 0.05 }),
+      .prefault({}),
     dsl: z
       .object({
         /** Optimizer steps (the loop may stop earlier on the validation loss). */
@@ -101,25 +103,7 @@ export const TrainingConfigSchema = z
         validationFraction: z.number().min(0).max(0.5).default(0.1),
       })
       .strict()
-      .default({
-        steps: 60,
-        batchSize: 8,
-        gradAccum: 1,
-        gradientCheckpointing: 1,
-        learningRate: 1e-3,
-        warmupSteps: 6,
-        weightDecay: 0,
-        maxGradNorm: 1,
-        evalEvery: 20,
-        patience: 3,
-        checkpointEvery: 20,
-        maxPatternsPerKind: 64,
-        wordsPerExample: 8,
-        seedWords: 3,
-        systemPrompt: DSL_SYSTEM_PROMPT,
-        stopOn: 'precision',
-        validationFraction: 0.1,
-      }),
+      .prefault({}),
   })
   .strict()
 
