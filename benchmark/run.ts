@@ -120,7 +120,8 @@ const { trainingConfig } = await import('../src/pipeline/config.ts')
 const { openStore } = await import('../src/store/index.ts')
 const { runWorkDir } = await import('../src/pipeline/workdir.ts')
 const { loadRunEncoder } = await import('../src/pipeline/stages/rvq.ts')
-const { unpackVectors } = await import('../src/pipeline/stages/embed.ts')
+const { RunArtifacts } = await import('../src/pipeline/artifacts.ts')
+const { rows, selectRows } = await import('../src/embed/matrix.ts')
 const { SemanticEncoder } = await import('../src/semantic/index.ts')
 const { BGEEmbedder } = await import('../src/embed/index.ts')
 const { DEFAULT_CELLS, cellKey } = await import('../src/types.ts')
@@ -218,10 +219,10 @@ const corpusMetrics = results.stages.corpus.metrics as { setId: string }
 const corpora = await store.listCorpora(corpusMetrics.setId)
 const labelOf = new Map<string, { style: string; complexity: string; era: string; cell: string }>()
 for (const c of corpora) for (const w of c.words) labelOf.set(w.word, { style: w.style, complexity: w.complexity, era: w.era, cell: cellKey(w) })
-const embArts = run.stages.embed!.artifacts!
-const wordOrder = JSON.parse((await store.getArtifact(embArts.words.name))!.toString('utf8')) as string[]
-const encoder = await loadRunEncoder({ store, workDir: runWorkDir(runId) }, run.stages.rvq!.artifacts ?? {})
-const vectors = unpackVectors((await store.getArtifact(embArts.embeddings.name))!, encoder.dimension)
+const artifacts = new RunArtifacts(store, run)
+const { words: wordOrder, embeddings } = await artifacts.embeddings()
+const encoder = await loadRunEncoder(artifacts, runWorkDir(runId))
+const vectors = rows(embeddings)
 const storedIds = await store.getSemanticIds(runId)
 const known: KnownWord[] = wordOrder.map((word, i) => ({ word, vector: vectors[i], id: (storedIds.get(word) ?? encoder.encode(vectors[i])) as KnownWord['id'] }))
 const training = new Set(wordOrder.map((w) => w.toLowerCase()))
@@ -264,22 +265,22 @@ const rvqScores: Record<string, any> = {}
 for (const mode of ['unsupervised', 'aligned'] as const) {
   const t = now()
   const enc = await SemanticEncoder.train(
-    trainIdx.map((i) => vectors[i]),
+    selectRows(embeddings, trainIdx),
     { mode, labels: mode === 'aligned' ? trainIdx.map((i) => labelIdx(wordOrder[i])) : undefined, seed: config.seed, iterations: config.rvq.iterations },
   )
   const trainS = now() - t
   const all = await enc.evaluate(
-    vectors,
+    embeddings,
     wordOrder.map((w) => labelIdx(w)),
   )
   const held = await enc.evaluate(
-    heldIdx.map((i) => vectors[i]),
+    selectRows(embeddings, heldIdx),
     heldIdx.map((i) => labelIdx(wordOrder[i])),
   )
   const te = now()
   let reps = 0
   while (now() - te < 0.5 || reps < 3) {
-    enc.encodeMany(vectors)
+    enc.encodeMany(embeddings)
     reps++
   }
   rvqScores[mode] = { trainS, encodePerS: (reps * vectors.length) / (now() - te), all, heldOut: { points: held.points, labelAccuracy: held.labelAccuracy, nmi: held.nmi } }
@@ -621,12 +622,10 @@ const scores = {
 peakEnd = matmulPeak()
 markLoad('end')
 
-const artifactBytes = (prefix: string, stage: 'dsl' | 'rvq') =>
-  sum(Object.entries(run.stages[stage]?.artifacts ?? {}).filter(([role]) => role.startsWith(prefix)).map(([, a]) => a.size ?? 0))
 const embedder = await embedderP
 const bytes = {
-  adapter: artifactBytes('adapter_', 'dsl'),
-  codebooks: artifactBytes('rvq_', 'rvq'),
+  adapter: artifacts.bytes('dsl', 'adapter_'),
+  codebooks: artifacts.bytes('rvq', 'rvq_'),
   embeddingCache: bytesOnDisk(process.env.WOTD_CACHE!),
   store: bytesOnDisk(storeDir),
   workDir: bytesOnDisk(process.env.WOTD_WORK!),

@@ -15,6 +15,8 @@ type NativeWordGenerator = import('../../index.js').NativeWordGenerator
 
 /** The manifest a `DSLTrainer` writes beside its adapter (training words for `novelOnly`). */
 export const DSL_MANIFEST = 'wotd_dsl.json'
+/** How prompts were worded in training (the native trainer writes it beside the adapter). */
+export const PROMPT_NOTE = 'dsl_prompt.json'
 
 /** The default DSL base model: the compact profile's decoder. */
 export const DEFAULT_DSL_BASE_MODEL = PROFILES.compact.decoder[0]

@@ -17,6 +17,7 @@ export {
   mergeAdapter,
   DEFAULT_DSL_BASE_MODEL,
   DSL_MANIFEST,
+  PROMPT_NOTE,
   type WordGeneratorLoadOptions,
   type GenerateWordsOptions,
   type GenerateWordsResult,

@@ -16,7 +16,7 @@ import { writeFileAtomic } from '../files/atomic.js'
 import { awaitNative, CancelledError, InvalidInputError } from '../errors.js'
 import { native } from '../native.js'
 import { toPatternText } from '../semantic/pattern.js'
-import { DEFAULT_DSL_BASE_MODEL, DSL_MANIFEST, WordGenerator, type WordGeneratorLoadOptions } from './generator.js'
+import { DEFAULT_DSL_BASE_MODEL, DSL_MANIFEST, PROMPT_NOTE, WordGenerator, type WordGeneratorLoadOptions } from './generator.js'
 
 type NativeTrainOptions = import('../../index.js').DslTrainOptions
 type NativeTrainResult = import('../../index.js').DslTrainResult
@@ -361,7 +361,7 @@ export class DSLTrainer {
       await cp(adapter, join(to, 'adapter'), { recursive: true })
       const best = manifest.result?.bestAdapterDir
       if (best && (await exists(best))) await cp(best, join(to, 'best-adapter'), { recursive: true })
-      for (const f of ['dsl_prompt.json']) if (await exists(join(from, f))) await cp(join(from, f), join(to, f))
+      for (const f of [PROMPT_NOTE]) if (await exists(join(from, f))) await cp(join(from, f), join(to, f))
     }
     await writeManifest(to, { ...manifest, adapterDir: 'adapter' })
   }

@@ -8,6 +8,7 @@ import { findModel } from '../models/locate.js'
 import { verifyModel } from '../models/verify.js'
 import { isProfileName, PROFILES } from '../models/profiles.js'
 import { native } from '../native.js'
+import { row, rows, type Embeddings } from './matrix.js'
 
 type NativeEmbedder = import('../../index.js').NativeEmbedder
 
@@ -46,7 +47,9 @@ export interface EmbedOptions {
 }
 
 export interface EmbedResult {
-  /** One L2-normalised vector per input text, in input order. */
+  /** One L2-normalised vector per input text, row i for text i: the matrix itself. */
+  embeddings: Embeddings
+  /** Row i of `embeddings` as a view (no copy), for callers that want one array per text. */
   vectors: Float32Array[]
   /** Whether text i was cut at the model's max length (its tail did not count). */
   truncated: boolean[]
@@ -197,10 +200,11 @@ export class BGEEmbedder {
     const { signal, onProgress } = opts
     if (signal?.aborted) throw new CancelledError('embedding cancelled before it started', { cause: signal.reason })
     const n = texts.length
-    const vectors = new Array<Float32Array>(n)
+    const dim = this.dimension
+    const embeddings: Embeddings = { data: new Float32Array(n * dim), rows: n, dim }
     const truncated = new Array<boolean>(n).fill(false)
     const tokenCounts = new Array<number>(n).fill(0)
-    if (n === 0) return { vectors: [], truncated: [], tokenCounts: [], cache: { hits: 0, misses: 0 } }
+    if (n === 0) return { embeddings, vectors: [], truncated: [], tokenCounts: [], cache: { hits: 0, misses: 0 } }
 
     const space = this.space
     // Which texts need the model: cache misses, each distinct text once.
@@ -210,7 +214,7 @@ export class BGEEmbedder {
     for (let i = 0; i < n; i++) {
       const c = cached?.[i]
       if (c) {
-        vectors[i] = c.vector
+        embeddings.data.set(c.vector, i * dim)
         truncated[i] = c.truncated
         tokenCounts[i] = c.tokenCount
         hits++
@@ -252,20 +256,26 @@ export class BGEEmbedder {
       }
       // An abort that came after the last batch still wins: the caller asked not to go on.
       if (signal?.aborted) throw new CancelledError('embedding cancelled', { cause: signal.reason })
-      const dim = out.dim
-      const entries = todo.map((text, k) => {
-        const vector = out.vectors.slice(k * dim, (k + 1) * dim)
+      if (out.dim !== dim) throw new InvalidInputError(`the model gave ${out.dim}-d vectors, its config says ${dim}`)
+      // The native rows go straight into their places in the one matrix (a duplicate text fills
+      // each of its rows); the cache is written from views of those rows.
+      const fresh: Embeddings = { data: out.vectors, rows: todo.length, dim }
+      todo.forEach((text, k) => {
         for (const i of missing.get(text)!) {
-          vectors[i] = i === missing.get(text)![0] ? vector : vector.slice()
+          embeddings.data.set(row(fresh, k), i * dim)
           truncated[i] = out.truncated[k]
           tokenCounts[i] = out.tokenCounts[k]
         }
-        return { text, vector, truncated: out.truncated[k], tokenCount: out.tokenCounts[k] }
       })
-      if (this.cache) await this.cache.save(space, entries)
+      if (this.cache) {
+        await this.cache.save(
+          space,
+          todo.map((text, k) => ({ text, vector: row(fresh, k), truncated: out.truncated[k], tokenCount: out.tokenCounts[k] })),
+        )
+      }
     }
     report(n)
-    return { vectors, truncated, tokenCounts, cache: { hits, misses: n - hits } }
+    return { embeddings, vectors: rows(embeddings), truncated, tokenCounts, cache: { hits, misses: n - hits } }
   }
 
   /** Per-word vectors: each distinct word once, keyed by the word as given. */

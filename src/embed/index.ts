@@ -9,5 +9,5 @@ export {
   type EmbedderLoadOptions,
   type PoolingMode,
 } from './embedder.js'
-export { dotAll, dotMany, meanOfRows, row, toMatrix, type Embeddings } from './matrix.js'
+export { asEmbeddings, dotAll, dotMany, embeddingsFromBytes, embeddingsToBytes, meanOfRows, row, rows, selectRows, toMatrix, type Embeddings, type Vectors } from './matrix.js'
 export { embeddingText } from './text.js'

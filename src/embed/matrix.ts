@@ -16,6 +16,50 @@ export function row(e: Embeddings, i: number): Float32Array {
   return e.data.subarray(i * e.dim, (i + 1) * e.dim)
 }
 
+/** Vectors as API callers may give them: one matrix, or one array per row. */
+export type Vectors = Embeddings | readonly Float32Array[]
+
+/** The matrix itself, or per-row arrays packed into one (the only place rows are gathered). */
+export function asEmbeddings(v: Vectors): Embeddings {
+  return Array.isArray(v) ? toMatrix(v) : (v as Embeddings)
+}
+
+/** Every row as a view into the matrix (no copies), for APIs that hand out one array per word. */
+export function rows(e: Embeddings): Float32Array[] {
+  const out = new Array<Float32Array>(e.rows)
+  for (let i = 0; i < e.rows; i++) out[i] = row(e, i)
+  return out
+}
+
+/**
+ * The artifact bytes of a matrix: its floats as they lie in memory (little-endian on every
+ * target the addon is built for), row after row. No copy.
+ */
+export function embeddingsToBytes(e: Embeddings): Buffer {
+  const data = e.data.subarray(0, e.rows * e.dim)
+  return Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+}
+
+/**
+ * A matrix from artifact bytes: one copy (a store's buffer need not be 4-byte aligned), checked
+ * against the row count and width the caller knows.
+ */
+export function embeddingsFromBytes(buf: Uint8Array, dim: number, expectRows?: number): Embeddings {
+  if (!Number.isInteger(dim) || dim <= 0) throw new InvalidInputError(`an embedding width must be a positive integer, got ${dim}`)
+  if (buf.byteLength % (4 * dim) !== 0) throw new InvalidInputError(`${buf.byteLength} bytes are not whole rows of ${dim} float32`)
+  const rowCount = buf.byteLength / (4 * dim)
+  if (expectRows !== undefined && rowCount !== expectRows) throw new InvalidInputError(`the matrix holds ${rowCount} rows of ${dim} float32, expected ${expectRows}`)
+  const data = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength))
+  return { data, rows: rowCount, dim }
+}
+
+/** Some rows of a matrix, in the order given, as a new matrix. */
+export function selectRows(e: Embeddings, which: readonly number[]): Embeddings {
+  const data = new Float32Array(which.length * e.dim)
+  which.forEach((r, i) => data.set(row(e, r), i * e.dim))
+  return { data, rows: which.length, dim: e.dim }
+}
+
 /** Packs vectors of equal length into one matrix. */
 export function toMatrix(vectors: readonly Float32Array[], dim = vectors[0]?.length ?? 0): Embeddings {
   const data = new Float32Array(vectors.length * dim)

@@ -20,6 +20,7 @@
 import { loadLexicon, type LexiconEntry } from '../corpus/lexicon.js'
 import { createRng, shuffled } from '../corpus/random.js'
 import { embeddingText } from '../embed/text.js'
+import { selectRows } from '../embed/matrix.js'
 import { encodeCatalogue } from '../pipeline/stages/catalogue.js'
 import type { WOTDModel } from '../pipeline/inference.js'
 import { chooseWordOfTheDay } from '../pipeline/word-of-the-day.js'
@@ -194,8 +195,7 @@ export async function evaluate(model: WOTDModel, options: EvalOptions = {}): Pro
   // ---- ID attribute accuracy on held-out words, per mode; E1 through each mode's IDs.
   say('semantic ID accuracy per mode')
   const heldIdx = held.map((e) => index.catalogue.indexOf(e.word)!)
-  const heldVec = new Float32Array(heldIdx.length * index.vectors.dim)
-  heldIdx.forEach((r, i) => heldVec.set(index.vector(r), i * index.vectors.dim))
+  const heldVec = selectRows(index.vectors, heldIdx)
   const heldGold = held.map(valuesOf)
   const accuracyOf = (ids: SemanticId[], valueOf?: number[][]) => {
     const per = [0, 1, 2].map((l) => shareOf(ids.map((id, i) => (valueOf ? valueOf[l][id[l]] : id[l] >> 3) === heldGold[i][l])))
@@ -215,10 +215,10 @@ export async function evaluate(model: WOTDModel, options: EvalOptions = {}): Pro
     modes.push({ mode: 'unsupervised', enc: await SemanticEncoder.train(trainVectors, { mode: 'unsupervised', seed: o.seed }), majority: true })
   }
   for (const m of modes) {
-    const ids = m.enc.encodeMatrix(heldVec, heldIdx.length, { facts: held.map((e) => index.entry(index.catalogue.indexOf(e.word)!)) })
+    const ids = m.enc.encodeMany(heldVec, { facts: held.map((e) => index.entry(index.catalogue.indexOf(e.word)!)) })
     const trainIds = m.majority ? m.enc.encodeMany(trainVectors) : []
     const mapping = m.majority ? majorityCodes(trainIds, trainValues) : undefined
-    const ix = m.enc === encoder ? index : CatalogueIndex.build(index.catalogue, index.vectors, encodeCatalogue(index.catalogue, { ...index.vectors, cachedRows: 0, diskBytes: 0 }, m.enc), m.enc, training)
+    const ix = m.enc === encoder ? index : CatalogueIndex.build(index.catalogue, index.vectors, encodeCatalogue(index.catalogue, index.vectors, m.enc), m.enc, training)
     const e1m = e1ForIndex(ix, mapping ?? commonCodes(ix.ids, ix.size))
     idAccuracy.push({ mode: m.mode, ...accuracyOf(ids, m.majority ? valueOfCodes(trainIds, trainValues) : undefined), e1Mean: e1m.mean, e1Joint: e1m.joint })
   }

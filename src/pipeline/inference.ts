@@ -6,21 +6,20 @@
  * models and artifacts are loaded lazily, on first use.
  */
 import { createHash } from 'node:crypto'
-import { mkdir } from 'node:fs/promises'
-import { basename, join } from 'node:path'
-import { InvalidInputError, StoreError } from '../errors.js'
+import { join } from 'node:path'
+import { InvalidInputError } from '../errors.js'
 import { formatPattern, toPattern, type Pattern, type PatternInput, type SemanticEncoder, type SemanticId } from '../semantic/index.js'
 import { openStore, type FeedbackEntry, type HistoryEntry, type ProfileDoc, type RunDoc, type Store } from '../store/index.js'
 import { checkFeedbackWords, checkUserName, forgetUser, preferenceVector, updateProfile, vectorFromBase64, vectorToBase64, withFeedback } from '../profile/index.js'
 import type { TrainingConfig } from './config.js'
 import { COMPLEXITIES, ERAS, STYLES } from '../types.js'
 import type { KnownWord } from './retrieval.js'
-import { unpackVectors } from './stages/embed.js'
+import { RunArtifacts } from './artifacts.js'
 import { loadRunEncoder } from './stages/rvq.js'
 import { writableRunWorkDir } from './workdir.js'
 import { WordGenerator } from '../dsl/index.js'
 import { openCatalogueIndex } from './stages/catalogue.js'
-import { BGEEmbedder, dotMany, embeddingText, meanOfRows } from '../embed/index.js'
+import { BGEEmbedder, dotMany, embeddingText, meanOfRows, row } from '../embed/index.js'
 import { meanFacts, type WordFacts } from '../semantic/index.js'
 import { type CatalogueIndex, entryOf, rankPattern, related, wordsForPattern, wordsForTaste, type Taste, type WordEntry } from '../recommend/index.js'
 import { chooseWordOfTheDay } from './word-of-the-day.js'
@@ -201,13 +200,18 @@ export class WOTDModel {
   private generatorP?: Promise<WordGenerator>
   private indexP?: Promise<CatalogueIndex>
 
+  /** What the run keeps in the store. */
+  readonly artifacts: RunArtifacts
+
   private constructor(
     readonly store: Store,
     readonly run: RunDoc,
     private readonly ownsStore: boolean,
     private readonly onProgress?: (p: InferenceProgress) => void,
     private readonly pull?: PullOptions,
-  ) {}
+  ) {
+    this.artifacts = new RunArtifacts(store, run)
+  }
 
   /** The newest completed run of the store, or the named one. */
   static async open(opts: OpenModelOptions = {}): Promise<WOTDModel> {
@@ -245,7 +249,7 @@ export class WOTDModel {
   }
 
   encoder(): Promise<SemanticEncoder> {
-    this.encoderP ??= this.workDir().then((workDir) => loadRunEncoder({ store: this.store, workDir }, this.run.stages.rvq?.artifacts ?? {}))
+    this.encoderP ??= this.workDir().then((workDir) => loadRunEncoder(this.artifacts, workDir))
     return this.encoderP
   }
 
@@ -270,18 +274,12 @@ export class WOTDModel {
   /** The training words with their vectors and IDs (novelty and the report). */
   known(): Promise<KnownWord[]> {
     this.knownP ??= (async () => {
-      const arts = this.run.stages.embed?.artifacts ?? {}
-      const read = async (role: string) => {
-        const ref = arts[role]
-        const buf = ref ? await this.store.getArtifact(ref.name, { sha256: ref.sha256 }) : null
-        if (!buf) throw new StoreError(`run ${this.run.id}: its ${role} artifact is missing from ${this.store.location}`)
-        return buf
-      }
-      const [vecBuf, wordsBuf, enc] = await Promise.all([read('embeddings'), read('words'), this.encoder()])
-      const words = JSON.parse(wordsBuf.toString('utf8')) as string[]
-      const vectors = unpackVectors(vecBuf, enc.dimension)
+      const [{ words, embeddings }, enc] = await Promise.all([this.artifacts.embeddings(), this.encoder()])
       const ids = await this.store.getSemanticIds(this.run.id)
-      return words.map((word, i) => ({ word, vector: vectors[i], id: (ids.get(word) ?? enc.encode(vectors[i])) as SemanticId }))
+      return words.map((word, i) => {
+        const vector = row(embeddings, i)
+        return { word, vector, id: (ids.get(word) ?? enc.encode(vector)) as SemanticId }
+      })
     })()
     return this.knownP
   }
@@ -295,8 +293,7 @@ export class WOTDModel {
     this.indexP ??= (async () => {
       const [embedder, encoder, known] = await Promise.all([this.embedder(), this.encoder(), this.known()])
       return openCatalogueIndex({
-        store: this.store,
-        run: this.run,
+        artifacts: this.artifacts,
         encoder,
         embedder,
         trainingWords: known.map((k) => k.word),
@@ -309,12 +306,8 @@ export class WOTDModel {
   generator(): Promise<WordGenerator> {
     this.generatorP ??= (async () => {
       const dir = join(await this.workDir(), 'adapter')
-      await mkdir(dir, { recursive: true })
-      for (const [role, ref] of Object.entries(this.run.stages.dsl?.artifacts ?? {})) {
-        // The adapter, and the prompt settings it was trained with (`dsl_prompt.json`).
-        if (!role.startsWith('adapter_') && !role.startsWith('dsl_')) continue
-        await this.store.getArtifactToFile(ref.name, join(dir, basename(ref.name)), { sha256: ref.sha256 })
-      }
+      // The adapter, and the prompt settings it was trained with.
+      await this.artifacts.restoreFolder('dsl', ['adapter', 'dsl'], dir)
       const base = String((this.run.stages.dsl?.metrics as { baseModel?: string } | undefined)?.baseModel ?? '')
       await this.ensureModel(base, 'decoder')
       // Prompts must read exactly as in training: runs with named codes name the attribute values.

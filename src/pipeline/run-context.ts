@@ -1,5 +1,6 @@
 /** What every stage of a run gets: the store, the run document, progress and cancellation. */
 import type { RunDoc, StageRecord, Store } from '../store/index.js'
+import type { RunArtifacts } from './artifacts.js'
 import { CancelledError } from '../errors.js'
 import type { TrainingConfig } from './config.js'
 import type { PipelineProgress, StageName } from './progress.js'
@@ -7,6 +8,8 @@ import type { PipelineProgress, StageName } from './progress.js'
 export interface RunContext {
   store: Store
   run: RunDoc
+  /** What the run keeps in the store, by name and role. */
+  artifacts: RunArtifacts
   config: TrainingConfig
   /** Local folder for this run's checkpoints and unpacked artifacts. */
   workDir: string
@@ -23,18 +26,4 @@ export function checkCancelled(ctx: RunContext, stage: StageName): void {
 export function stageRecord(ctx: RunContext, stage: StageName): StageRecord {
   ctx.run.stages[stage] ??= { status: 'pending' }
   return ctx.run.stages[stage]
-}
-
-/** Artifact names of a run: `runs/<id>/<name>`. */
-export function artifactName(runId: string, name: string): string {
-  return `runs/${runId}/${name}`
-}
-
-/**
- * The key of an artifact in a stage's `artifacts` map: stores refuse `.` in document keys
- * (FerretDB does), so `adapter_model.safetensors` of group `adapter` becomes
- * `adapter_adapter_model_safetensors`; the file name itself stays in the artifact's name.
- */
-export function artifactRole(group: string, file: string): string {
-  return `${group}_${file.replace(/[^A-Za-z0-9_-]/g, '_')}`
 }

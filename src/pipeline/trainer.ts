@@ -8,14 +8,15 @@
  */
 import { randomBytes } from 'node:crypto'
 import { mkdir } from 'node:fs/promises'
-import { CancelledError, CorruptFileError, StoreError, WotdError } from '../errors.js'
+import { CancelledError, StoreError } from '../errors.js'
 import { guardWrites, openStore, type ArtifactRef, type RunDoc, type Store } from '../store/index.js'
 import type { WOTDWord } from '../types.js'
 import { hashOf, trainingConfig, type TrainingConfig, type TrainingConfigInput } from './config.js'
 import { STAGES, type PipelineProgress, type StageName } from './progress.js'
 import { checkCancelled, stageRecord, type RunContext } from './run-context.js'
 import { runCorpusStage } from './stages/corpus.js'
-import { EMBED_TEXT_SCHEMA, loadEmbedder, runEmbedStage, unpackVectors } from './stages/embed.js'
+import { EMBED_TEXT_SCHEMA, loadEmbedder, runEmbedStage } from './stages/embed.js'
+import { RunArtifacts } from './artifacts.js'
 import { runDslStage } from './stages/dsl.js'
 import { loadRunEncoder, runRvqStage } from './stages/rvq.js'
 import { CATALOGUE_STAGE_SCHEMA, openCatalogueIndex, runCatalogueStage } from './stages/catalogue.js'
@@ -113,6 +114,7 @@ export class WOTDTrainer {
     const ctx: RunContext = {
       store,
       run,
+      artifacts: new RunArtifacts(store, run),
       config: this.config,
       workDir: runWorkDir(run.id),
       signal: opts.signal,
@@ -136,7 +138,7 @@ export class WOTDTrainer {
       checkCancelled(ctx, name)
       const rec = stageRecord(ctx, name)
       // A finished stage is skipped only when every artifact it wrote is still whole.
-      const damaged = rec.status === 'completed' && rec.inputHash === inputHash ? await damagedArtifacts(store, rec.artifacts) : []
+      const damaged = rec.status === 'completed' && rec.inputHash === inputHash ? await ctx.artifacts.damaged(name) : []
       if (damaged.length > 0) opts.onProgress?.({ stage: name, phase: 'redo', message: `${name}: ${damaged.join('; ')}; doing the stage again` })
       else if (rec.status === 'completed' && rec.inputHash === inputHash) {
         opts.onProgress?.({ stage: name, phase: 'skip' })
@@ -198,12 +200,7 @@ export class WOTDTrainer {
           const out = await runEmbedStage(ctx, words, corpusHash, embedder)
           return { value: out.vectors, metrics: { words: words.length, model: embedder.modelId, dimension: embedder.dimension, pooling: embedder.pooling, cacheHits: out.cache.hits, cacheMisses: out.cache.misses } }
         },
-        async () => {
-          const ref = run.stages.embed.artifacts!.embeddings
-          const buf = await store.getArtifact(ref.name, { sha256: ref.sha256 })
-          if (!buf) throw new WotdError('STORE', `run ${run.id}: artifact ${ref.name} is missing`)
-          return unpackVectors(buf, embedder.dimension)
-        },
+        async () => (await ctx.artifacts.embeddings()).embeddings,
       )
 
       // Stage 3.
@@ -226,14 +223,14 @@ export class WOTDTrainer {
       // The word catalogue, encoded with this run's codebooks.
       const catalogueInput = hashOf('catalogue', rvqInput, CATALOGUE_STAGE_SCHEMA)
       const openIndex = async () => {
-        encoder ??= await loadRunEncoder(ctx, run.stages.rvq.artifacts ?? {})
-        return openCatalogueIndex({ store, run, encoder, embedder, trainingWords: words.map((w) => w.word), signal: opts.signal })
+        encoder ??= await loadRunEncoder(ctx.artifacts, ctx.workDir)
+        return openCatalogueIndex({ artifacts: ctx.artifacts, encoder, embedder, trainingWords: words.map((w) => w.word), signal: opts.signal })
       }
       await stage(
         'catalogue',
         catalogueInput,
         async () => {
-          encoder ??= await loadRunEncoder(ctx, run.stages.rvq.artifacts ?? {})
+          encoder ??= await loadRunEncoder(ctx.artifacts, ctx.workDir)
           const out = await runCatalogueStage(ctx, encoder, embedder)
           return { value: undefined, metrics: out.metrics }
         },
@@ -270,19 +267,4 @@ export class WOTDTrainer {
       store: { kind: store.kind, location: store.location },
     }
   }
-}
-
-/** What is wrong with a finished stage's artifacts: missing, or bytes that differ from the recorded sha256. */
-async function damagedArtifacts(store: Store, artifacts: Record<string, ArtifactRef> | undefined): Promise<string[]> {
-  const out: string[] = []
-  for (const ref of Object.values(artifacts ?? {})) {
-    try {
-      const bytes = await store.getArtifact(ref.name, { sha256: ref.sha256 })
-      if (!bytes) out.push(`its artifact ${ref.name} is missing`)
-    } catch (err) {
-      if (!(err instanceof CorruptFileError)) throw err
-      out.push(`its artifact ${ref.name} is damaged`)
-    }
-  }
-  return out
 }

@@ -35,12 +35,17 @@ export class CatalogueIndex {
 
   /** `probabilities`: the encoder's for these rows when already known (a cache); else computed. */
   static build(catalogue: Catalogue, vectors: Embeddings, ids: Uint8Array, encoder: SemanticEncoder, trainingWords: Iterable<string>, probabilities?: AttributeProbabilities): CatalogueIndex {
-    const probs = encoder.predictor ? (probabilities ?? encoder.probabilities(vectors.data, vectors.rows, catalogue.entries)) : undefined
+    const probs = encoder.predictor ? (probabilities ?? encoder.probabilities(vectors, catalogue.entries)) : undefined
     return new CatalogueIndex(catalogue, vectors, ids, encoder, probs, trainingWords)
   }
 
   get size(): number {
     return this.catalogue.size
+  }
+
+  /** Whether codes name attribute values (`code >> 3`): aligned and hybrid runs. */
+  get named(): boolean {
+    return this.encoder.named
   }
 
   entry(row: number): CatalogueEntry {

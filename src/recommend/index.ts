@@ -11,7 +11,7 @@ import { rankPattern, rankTaste, type CandidateFilter, type Fields, type Ranked,
 
 export { CatalogueIndex } from './catalogue-index.js'
 export { quality } from './quality.js'
-export { rankPattern, rankTaste, related, WEIGHTS, type CandidateFilter, type Fields, type Ranked, type Scorer, type Taste } from './rank.js'
+export { rankPattern, rankRegion, rankTaste, related, type RegionSpace, WEIGHTS, type CandidateFilter, type Fields, type Ranked, type Scorer, type Taste } from './rank.js'
 
 /** One word of a result, with what a reader needs to judge it. */
 export interface WordEntry {

@@ -14,7 +14,7 @@
  * A taste ranks by cosine to the preference vector plus the log-probability of the taste's own
  * values (a soft region: measured better than a hard one on held-out tastes) and the prior.
  */
-import { dotAll, meanOfRows } from '../embed/matrix.js'
+import { dotAll, meanOfRows, type Embeddings } from '../embed/matrix.js'
 import { InvalidInputError } from '../errors.js'
 import type { CatalogueIndex } from './catalogue-index.js'
 
@@ -106,18 +106,33 @@ export function related(a: string, b: string): boolean {
   return n >= 5 && n >= 0.6 * Math.min(a.length, b.length)
 }
 
+/**
+ * What region ranking needs: rows with a vector and a semantic ID. The catalogue is one; a
+ * run's training words (the report's fallback when the run's model cannot open) are another.
+ */
+export interface RegionSpace {
+  readonly size: number
+  readonly vectors: Embeddings
+  /** 4 codes per row. */
+  readonly ids: Uint8Array
+  /** Whether a code's `>> 3` names an attribute value (aligned and hybrid runs). */
+  readonly named: boolean
+}
+
+type Tiered = { row: number; exactPrefix: number; valueMatches: number }
+
 /** Tiers every eligible row against a pattern; returns rows with their match counts. */
-function tiers(index: CatalogueIndex, fields: Fields, ok: (row: number) => boolean): { row: number; exactPrefix: number; valueMatches: number }[] {
+function tiers(space: RegionSpace, fields: Fields, ok: (row: number) => boolean): Tiered[] {
   const fixed = fields.map((f, l) => ({ f, l })).filter((x): x is { f: number; l: number } => x.f !== null)
-  const named = index.encoder.named
-  const out: { row: number; exactPrefix: number; valueMatches: number }[] = []
-  for (let row = 0; row < index.size; row++) {
+  const named = space.named
+  const out: Tiered[] = []
+  for (let row = 0; row < space.size; row++) {
     if (!ok(row)) continue
     let exactPrefix = 0
     let broken = false
     let valueMatches = 0
     for (const { f, l } of fixed) {
-      const c = index.ids[4 * row + l]
+      const c = space.ids[4 * row + l]
       if (!broken && c === f) exactPrefix++
       else broken = true
       if (named && l < 3 && c >> 3 === f >> 3) valueMatches++
@@ -128,13 +143,31 @@ function tiers(index: CatalogueIndex, fields: Fields, ok: (row: number) => boole
 }
 
 /** The centre of a pattern's region: the mean of its best-matching rows. */
-function regionCentre(index: CatalogueIndex, t: { row: number; exactPrefix: number; valueMatches: number }[], fields: Fields): Float32Array {
+function regionCentre(space: RegionSpace, t: Tiered[]): Float32Array | undefined {
   let best = -1
   for (const x of t) best = Math.max(best, x.valueMatches * 8 + x.exactPrefix)
-  const centre = meanOfRows(index.vectors, t.filter((x) => x.valueMatches * 8 + x.exactPrefix === best).map((x) => x.row))
-  if (centre) return centre
-  // Nothing at all to average (an empty vocabulary): the codewords of the fixed fields.
-  return index.encoder.decode(fields.map((f) => f ?? 0))
+  return meanOfRows(space.vectors, t.filter((x) => x.valueMatches * 8 + x.exactPrefix === best).map((x) => x.row))
+}
+
+/**
+ * Tiers dominate (scores lie within (-10, 10)): the requested values first, since in named
+ * runs they are what the fields mean, then the exact codes, then fit.
+ */
+function tierKey(x: Tiered, score: number): number {
+  return x.valueMatches * 1000 + x.exactPrefix * 100 + score
+}
+
+/**
+ * The plain ID-region baseline over any rows (the `region` scorer without the catalogue's
+ * filters): tier, then cosine to the region's centre. Rows best first, at most `limit`.
+ */
+export function rankRegion(space: RegionSpace, fields: Fields, limit: number, ok: (row: number) => boolean = () => true): number[] {
+  if (fields.length !== 4) throw new InvalidInputError(`a pattern has 4 fields, got ${fields.length}`)
+  const t = tiers(space, fields, ok)
+  const centre = t.length ? regionCentre(space, t) : undefined
+  if (!centre) return []
+  const cos = dotAll(space.vectors, centre)
+  return topRows(t.length, (i) => tierKey(t[i], cos[t[i].row]), limit).map((i) => t[i].row)
 }
 
 /** Catalogue rows for an ID pattern, best first, at most `limit`. */
@@ -143,7 +176,8 @@ export function rankPattern(index: CatalogueIndex, fields: Fields, opts: Candida
   const ok = eligible(index, opts)
   const t = tiers(index, fields, ok)
   if (t.length === 0) return []
-  const centre = regionCentre(index, t, fields)
+  // Nothing at all to average (an empty vocabulary): the codewords of the fixed fields.
+  const centre = regionCentre(index, t) ?? index.encoder.decode(fields.map((f) => f ?? 0))
   const cos = dotAll(index.vectors, centre)
   const fixedValues = fields.slice(0, 3).map((f, a) => (f === null ? null : { a, k: f >> 3 })).filter((x): x is { a: number; k: number } => x !== null)
   const scorer = opts.scorer ?? 'default'
@@ -156,9 +190,7 @@ export function rankPattern(index: CatalogueIndex, fields: Fields, opts: Candida
     }
     return s
   }
-  // Tiers dominate (scores lie within (-10, 10)): the requested values first, since in named
-  // runs they are what the fields mean, then the exact codes, then fit.
-  const key = (i: number) => t[i].valueMatches * 1000 + t[i].exactPrefix * 100 + score(t[i].row)
+  const key = (i: number) => tierKey(t[i], score(t[i].row))
   return topDistinct(index, t.length, key, opts, scorer === 'default', (i) => ({
     row: t[i].row,
     score: score(t[i].row),

@@ -6,8 +6,11 @@
  */
 import { join } from 'node:path'
 import { packageRoot } from '../corpus/lexicon.js'
-import { InvalidInputError } from '../errors.js'
-import type { ArtifactRef, RunDoc, Store } from '../store/index.js'
+import { rows } from '../embed/matrix.js'
+import { InvalidInputError, StoreError } from '../errors.js'
+import { RunArtifacts, type RunEmbeddings } from '../pipeline/artifacts.js'
+import { rankRegion } from '../recommend/index.js'
+import type { RunDoc, Store } from '../store/index.js'
 import { COMPLEXITIES, ERAS, STYLES } from '../types.js'
 import { readBenchmarks, type BenchmarkResults } from './benchmarks.js'
 import type { CodeCell, LossPoint, TimingRow } from './charts.js'
@@ -231,43 +234,16 @@ function codebooksOf(ids: Map<string, number[]>, why: string | null): ReportData
   return ok({ cells, words: ids.size, levels })
 }
 
-interface Embeddings {
-  words: string[]
-  vectors: Float32Array[]
-  dimension: number
-}
-
-async function readArtifact(store: Store, ref: ArtifactRef | undefined, fallbackName: string): Promise<Buffer | null> {
-  if (ref) return store.getArtifact(ref.name, { sha256: ref.sha256 })
-  return store.getArtifact(fallbackName)
-}
-
-async function loadEmbeddings(store: Store, run: RunDoc): Promise<Section<Embeddings>> {
+async function loadEmbeddings(store: Store, run: RunDoc): Promise<Section<RunEmbeddings>> {
   const embed = run.stages.embed
   if (!embed) return na('this run has no embed stage yet')
-  const arts = embed.artifacts ?? {}
   try {
-    const [vec, order] = await Promise.all([
-      readArtifact(store, arts.embeddings, `runs/${run.id}/embeddings.f32`),
-      readArtifact(store, arts.words, `runs/${run.id}/embeddings.words.json`),
-    ])
-    if (!vec || !order) {
-      return na(embed.status === 'completed' ? `the embeddings artifact of run ${run.id} is missing from the store` : `the embed stage is ${embed.status}; its vectors are saved when it finishes`)
-    }
-    const words = JSON.parse(order.toString('utf8')) as unknown
-    if (!Array.isArray(words) || !words.every((w) => typeof w === 'string')) return na('the embeddings word list is not a JSON list of words')
-    if (words.length === 0) return na('the embeddings artifact holds no words')
-    const metricDim = Number((embed.metrics as { dimension?: unknown } | undefined)?.dimension)
-    const floats = vec.byteLength / 4
-    const dimension = Number.isInteger(metricDim) && metricDim > 0 ? metricDim : floats / words.length
-    if (!Number.isInteger(dimension) || dimension <= 0 || floats !== dimension * words.length || vec.byteLength % 4 !== 0) {
-      return na(`the embeddings artifact has ${vec.byteLength} bytes, which is not ${words.length} words x ${dimension} float32`)
-    }
-    const all = new Float32Array(floats)
-    for (let i = 0; i < floats; i++) all[i] = vec.readFloatLE(i * 4)
-    const vectors = words.map((_, i) => all.subarray(i * dimension, (i + 1) * dimension))
-    return ok({ words: words as string[], vectors, dimension })
+    const value = await new RunArtifacts(store, run).embeddings()
+    if (value.words.length === 0) return na('the embeddings artifact holds no words')
+    return ok(value)
   } catch (err) {
+    if (err instanceof StoreError && embed.status !== 'completed') return na(`the embed stage is ${embed.status}; its vectors are saved when it finishes`)
+    if (err instanceof StoreError) return na(`the embeddings artifact of run ${run.id} is missing from the store`)
     return na(`the embeddings could not be read: ${message(err)}`)
   }
 }
@@ -294,12 +270,13 @@ async function wordLabels(store: Store, run: RunDoc, ids: Map<string, number[]>)
   return { labels: new Map(), source: null }
 }
 
-function projectionOf(emb: Section<Embeddings>, labels: Map<string, [string, string, string]>, labelSource: string | null, maxPoints: number): Section<ProjectionData> {
+function projectionOf(emb: Section<RunEmbeddings>, labels: Map<string, [string, string, string]>, labelSource: string | null, maxPoints: number): Section<ProjectionData> {
   if (!emb.ok) return emb
-  const { words, vectors, dimension } = emb.value
+  const { words, embeddings } = emb.value
+  const dimension = embeddings.dim
   if (words.length < 3) return na(`a projection needs at least 3 words; the run has ${words.length}`)
   const t0 = performance.now()
-  const r = pca(vectors, 2)
+  const r = pca(rows(embeddings), 2)
   const ms = performance.now() - t0
   const stride = Math.max(1, Math.ceil(words.length / maxPoints))
   const points: ProjectionData['points'] = []
@@ -339,40 +316,18 @@ export function samplePatterns(ids: Map<string, number[]>, n: number, aligned: b
 
 /**
  * The retrieval baseline of a region pattern over the run's training words, for when the run's
- * model cannot be opened: the words matching the longest prefix of the fixed fields (never
- * every word), nearest their mean first.
+ * model cannot be opened: the same region ranking the model's own baseline uses
+ * (`rankRegion`), over the words the store has IDs for.
  */
-export function regionBaseline(emb: Embeddings, ids: Map<string, number[]>, fields: readonly (number | null)[], count: number): string[] {
-  const idx = emb.words.map((_, i) => i)
-  const fixed = fields.map((f, l) => ({ f, l })).filter((x) => x.f !== null)
-  const prefix = (i: number) => {
-    const c = ids.get(emb.words[i])
-    let n = 0
-    while (c && n < fixed.length && c[fixed[n].l] === fixed[n].f) n++
-    return n
-  }
-  const longest = Math.max(0, ...idx.map(prefix))
-  const pool = longest > 0 || fixed.length === 0 ? idx.filter((i) => prefix(i) === longest) : []
-  if (pool.length === 0) return []
-  const target = new Float64Array(emb.dimension)
-  for (const i of pool) for (let k = 0; k < emb.dimension; k++) target[k] += emb.vectors[i][k]
-  let tn = 0
-  for (let k = 0; k < emb.dimension; k++) tn += target[k] * target[k]
-  tn = Math.sqrt(tn)
-  const scored = pool.map((i) => {
-    const v = emb.vectors[i]
-    let dot = 0
-    let vn = 0
-    for (let k = 0; k < emb.dimension; k++) {
-      dot += v[k] * target[k]
-      vn += v[k] * v[k]
-    }
-    return { word: emb.words[i], score: tn > 0 && vn > 0 ? dot / (tn * Math.sqrt(vn)) : 0 }
+export function regionBaseline(emb: RunEmbeddings, ids: Map<string, number[]>, fields: readonly (number | null)[], count: number, named = true): string[] {
+  const codes = new Uint8Array(emb.words.length * 4)
+  const known = emb.words.map((w, i) => {
+    const c = ids.get(w)
+    if (c) codes.set(c.slice(0, 4), 4 * i)
+    return c !== undefined
   })
-  return scored
-    .sort((a, b) => b.score - a.score || (a.word < b.word ? -1 : 1))
-    .slice(0, count)
-    .map((s) => s.word)
+  const space = { size: emb.words.length, vectors: emb.embeddings, ids: codes, named }
+  return rankRegion(space, fields, count, (i) => known[i]).map((i) => emb.words[i])
 }
 
 async function openModel(store: Store, run: RunDoc): Promise<{ model: ReportModel | null; why: string | null }> {
@@ -393,7 +348,7 @@ async function samplesOf(
   run: RunDoc,
   ids: Map<string, number[]>,
   idsWhy: string | null,
-  emb: Section<Embeddings>,
+  emb: Section<RunEmbeddings>,
   opts: CollectOptions,
 ): Promise<Section<SamplesData>> {
   if (idsWhy) return na(idsWhy)
@@ -431,7 +386,7 @@ async function samplesOf(
           model = null
         }
       }
-      if (!baseline && emb.ok) baseline = regionBaseline(emb.value, ids, [...p.fields, null], count)
+      if (!baseline && emb.ok) baseline = regionBaseline(emb.value, ids, [...p.fields, null], count, aligned)
       rows.push({ pattern, description, members: p.members, lm, baseline, msPerWord })
     }
   } finally {

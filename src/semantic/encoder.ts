@@ -16,6 +16,7 @@ import type { RvqCodebook as NativeCodebook, RvqMetrics, RvqInfo } from '../../i
 import { awaitNative, callNative, CancelledError, InvalidInputError } from '../errors.js'
 import { native } from '../native.js'
 import { COMPLEXITIES, ERAS, STYLES, type Complexity, type Era, type Style } from '../types.js'
+import { asEmbeddings, type Embeddings, type Vectors } from '../embed/matrix.js'
 import { toPattern, type PatternInput, type SemanticId } from './pattern.js'
 import { SIDE_FEATURE_NAMES, SIDE_FEATURES, sideFeatureRows, type WordFacts } from './features.js'
 import { AttributePredictor, argmaxLabels, featureRows, type AttributeProbabilities } from './predictor.js'
@@ -63,15 +64,11 @@ export function labelArrays(labels: AttributeLabels[]): Uint8Array[] {
   return out
 }
 
-function pack(vectors: readonly Float32Array[]): { flat: Float32Array; dim: number } {
-  if (vectors.length === 0) throw new InvalidInputError('no vectors given: pass at least one embedding')
-  const dim = vectors[0].length
-  const flat = new Float32Array(vectors.length * dim)
-  vectors.forEach((v, i) => {
-    if (v.length !== dim) throw new InvalidInputError(`vector ${i} has ${v.length} dimensions, the first has ${dim}`)
-    flat.set(v, i * dim)
-  })
-  return { flat, dim }
+/** One matrix, checked non-empty: what every native call takes. */
+function matrix(vectors: Vectors): Embeddings {
+  const e = asEmbeddings(vectors)
+  if (e.rows === 0) throw new InvalidInputError('no vectors given: pass at least one embedding')
+  return e
 }
 
 function asId(codes: number[]): SemanticId {
@@ -94,17 +91,18 @@ export class SemanticEncoder {
     readonly predictor?: AttributePredictor,
   ) {}
 
-  /** Trains codebooks on embeddings (one `Float32Array` per word). */
-  static async train(vectors: readonly Float32Array[], opts: SemanticTrainOptions = {}): Promise<SemanticEncoder> {
-    const { flat, dim } = pack(vectors)
-    if (opts.labels && opts.labels.length !== vectors.length) {
-      throw new InvalidInputError(`${opts.labels.length} labels for ${vectors.length} vectors: give one label per vector`)
+  /** Trains codebooks on embeddings (one row, or one `Float32Array`, per word). */
+  static async train(vectors: Vectors, opts: SemanticTrainOptions = {}): Promise<SemanticEncoder> {
+    const e = matrix(vectors)
+    const { data: flat, dim } = e
+    if (opts.labels && opts.labels.length !== e.rows) {
+      throw new InvalidInputError(`${opts.labels.length} labels for ${e.rows} vectors: give one label per vector`)
     }
     if ((opts.mode === 'aligned' || opts.mode === 'hybrid') && !opts.labels) {
       throw new InvalidInputError(`${opts.mode} mode needs labels (style, complexity, era) for every vector`)
     }
-    if (opts.facts && opts.facts.length !== vectors.length) {
-      throw new InvalidInputError(`${opts.facts.length} word facts for ${vectors.length} vectors: give one per vector`)
+    if (opts.facts && opts.facts.length !== e.rows) {
+      throw new InvalidInputError(`${opts.facts.length} word facts for ${e.rows} vectors: give one per vector`)
     }
     if (opts.signal?.aborted) throw new CancelledError('RVQ training cancelled')
     const cb = await awaitNative(
@@ -123,7 +121,7 @@ export class SemanticEncoder {
     )
     if (opts.signal?.aborted) throw new CancelledError('RVQ training cancelled')
     if (opts.mode !== 'hybrid') return new SemanticEncoder(cb)
-    const side = sideFeatureRows(opts.facts ?? vectors.map(() => ({ word: '' })))
+    const side = sideFeatureRows(opts.facts ?? Array.from({ length: e.rows }, () => ({ word: '' })))
     const predictor = await AttributePredictor.train(featureRows(flat, dim, side, SIDE_FEATURES), featureNames(dim), labelArrays(opts.labels!), { seed: opts.seed })
     if (opts.signal?.aborted) throw new CancelledError('RVQ training cancelled')
     return new SemanticEncoder(cb, predictor)
@@ -173,16 +171,12 @@ export class SemanticEncoder {
   }
 
   /** IDs of many vectors at once (one native call). */
-  encodeMany(vectors: readonly Float32Array[], opts: EncodeManyOptions = {}): SemanticId[] {
-    if (vectors.length === 0) return []
-    return this.encodeMatrix(pack(vectors).flat, vectors.length, opts)
-  }
-
-  /** IDs of the rows of a flat `rows x dimension` matrix. */
-  encodeMatrix(flat: Float32Array, rows: number, opts: EncodeManyOptions = {}): SemanticId[] {
+  encodeMany(vectors: Vectors, opts: EncodeManyOptions = {}): SemanticId[] {
+    const e = asEmbeddings(vectors)
+    const rows = e.rows
     if (rows === 0) return []
-    const labels = opts.labels ? labelArrays(opts.labels) : this.predictor ? argmaxLabels(this.probabilities(flat, rows, opts.facts)) : undefined
-    const codes = callNative(() => this.codebook.encodeMany(flat, rows, { beam: opts.beam, labels }))
+    const labels = opts.labels ? labelArrays(opts.labels) : this.predictor ? argmaxLabels(this.probabilities(e, opts.facts)) : undefined
+    const codes = callNative(() => this.codebook.encodeMany(e.data, rows, { beam: opts.beam, labels }))
     const out: SemanticId[] = []
     for (let i = 0; i < rows; i++) out.push([codes[4 * i], codes[4 * i + 1], codes[4 * i + 2], codes[4 * i + 3]])
     return out
@@ -193,9 +187,10 @@ export class SemanticEncoder {
    * attribute `a`, value `k` at `i * 12 + a * 4 + k`. Without `facts` the predictors see each
    * vector as an average word (the training rows' mean side features).
    */
-  probabilities(flat: Float32Array, rows: number, facts?: readonly WordFacts[]): AttributeProbabilities {
+  probabilities(vectors: Vectors, facts?: readonly WordFacts[]): AttributeProbabilities {
     if (!this.predictor) throw new InvalidInputError(`attribute probabilities need hybrid codebooks; these are ${this.mode}`)
     const dim = this.dimension
+    const { data: flat, rows } = asEmbeddings(vectors)
     if (flat.length !== rows * dim) throw new InvalidInputError(`${rows} vectors of dimension ${dim} are ${rows * dim} numbers, got ${flat.length}`)
     if (facts && facts.length !== rows) throw new InvalidInputError(`${facts.length} word facts for ${rows} vectors`)
     let side: Float32Array
@@ -231,9 +226,8 @@ export class SemanticEncoder {
   }
 
   /** The metrics of DESIGN.md on these vectors (with labels: accuracy of `code >> 3` and NMI). */
-  async evaluate(vectors: readonly Float32Array[], labels?: AttributeLabels[]): Promise<RvqMetrics> {
-    const { flat } = pack(vectors)
-    return awaitNative(this.codebook.evaluate(flat, labels ? labelArrays(labels) : undefined))
+  async evaluate(vectors: Vectors, labels?: AttributeLabels[]): Promise<RvqMetrics> {
+    return awaitNative(this.codebook.evaluate(matrix(vectors).data, labels ? labelArrays(labels) : undefined))
   }
 
   /** The ID of a preference vector (a renormalised mean of liked words' vectors). */

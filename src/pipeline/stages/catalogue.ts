@@ -9,12 +9,13 @@ import { join } from 'node:path'
 import { readBlob, writeBlob } from '../../cache/blob.js'
 import { cacheDir } from '../../cache/embeddings.js'
 import { Catalogue } from '../../catalogue/catalogue.js'
-import { catalogueVectors, type CatalogueVectors } from '../../catalogue/vectors.js'
-import type { BGEEmbedder } from '../../embed/index.js'
+import { catalogueVectors } from '../../catalogue/vectors.js'
+import type { BGEEmbedder, Embeddings } from '../../embed/index.js'
 import { CatalogueIndex } from '../../recommend/index.js'
 import type { AttributeProbabilities, SemanticEncoder } from '../../semantic/index.js'
-import type { RunDoc, Store } from '../../store/index.js'
-import { artifactName, type RunContext } from '../run-context.js'
+import type { RunDoc } from '../../store/index.js'
+import type { RunArtifacts } from '../artifacts.js'
+import type { RunContext } from '../run-context.js'
 
 /** Bumped when what this stage writes changes. */
 export const CATALOGUE_STAGE_SCHEMA = 1
@@ -35,11 +36,7 @@ export async function runCatalogueStage(ctx: RunContext, encoder: SemanticEncode
   const t2 = Date.now()
   const ids = encodeCatalogue(catalogue, vectors, encoder)
   const t3 = Date.now()
-  const info = await ctx.store.putArtifact(artifactName(ctx.run.id, 'catalogue/ids.u8'), Buffer.from(ids.buffer, ids.byteOffset, ids.byteLength), {
-    contentType: 'application/octet-stream',
-    meta: { rows: catalogue.size, catalogueHash: catalogue.hash },
-  })
-  ctx.run.stages.catalogue.artifacts = { ids: { name: info.name, sha256: info.sha256, size: info.size } }
+  ctx.run.stages.catalogue.artifacts = await ctx.artifacts.putCatalogueIds(ids, { rows: catalogue.size, catalogueHash: catalogue.hash })
   const regions = new Set<number>()
   for (let i = 0; i < catalogue.size; i++) regions.add((ids[4 * i] << 10) | (ids[4 * i + 1] << 5) | ids[4 * i + 2])
   return {
@@ -59,8 +56,8 @@ export async function runCatalogueStage(ctx: RunContext, encoder: SemanticEncode
 }
 
 /** IDs of every catalogue row (4 codes a row), with each word's frequency and senses. */
-export function encodeCatalogue(catalogue: Catalogue, vectors: CatalogueVectors, encoder: SemanticEncoder): Uint8Array {
-  const ids = encoder.encodeMatrix(vectors.data, vectors.rows, { facts: catalogue.entries })
+export function encodeCatalogue(catalogue: Catalogue, vectors: Embeddings, encoder: SemanticEncoder): Uint8Array {
+  const ids = encoder.encodeMany(vectors, { facts: catalogue.entries })
   const out = new Uint8Array(ids.length * 4)
   ids.forEach((id, i) => out.set(id, 4 * i))
   return out
@@ -72,8 +69,7 @@ export function encodeCatalogue(catalogue: Catalogue, vectors: CatalogueVectors,
  * run made before that stage existed or when the installed catalogue is not the run's.
  */
 export async function openCatalogueIndex(opts: {
-  store: Store
-  run: RunDoc
+  artifacts: RunArtifacts
   encoder: SemanticEncoder
   embedder: BGEEmbedder
   trainingWords: Iterable<string>
@@ -82,16 +78,11 @@ export async function openCatalogueIndex(opts: {
 }): Promise<CatalogueIndex> {
   const catalogue = await Catalogue.load()
   const vectors = await catalogueVectors(catalogue, opts.embedder, { onProgress: opts.onProgress, signal: opts.signal })
-  const stage = opts.run.stages.catalogue
-  const ref = stage?.artifacts?.ids
-  const sameList = (stage?.metrics as { catalogueHash?: string } | undefined)?.catalogueHash === catalogue.hash
-  let ids: Uint8Array | undefined
-  if (ref && sameList) {
-    const buf = await opts.store.getArtifact(ref.name, { sha256: ref.sha256 })
-    if (buf && buf.length === catalogue.size * 4) ids = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength)
-  }
-  ids ??= encodeCatalogue(catalogue, vectors, opts.encoder)
-  const probs = opts.encoder.predictor ? await cachedProbabilities(opts.run, catalogue, opts.embedder, () => opts.encoder.probabilities(vectors.data, vectors.rows, catalogue.entries)) : undefined
+  const { run } = opts.artifacts
+  const sameList = (run.stages.catalogue?.metrics as { catalogueHash?: string } | undefined)?.catalogueHash === catalogue.hash
+  const saved = sameList ? await opts.artifacts.catalogueIds(catalogue.size) : null
+  const ids = saved ?? encodeCatalogue(catalogue, vectors, opts.encoder)
+  const probs = opts.encoder.predictor ? await cachedProbabilities(run, catalogue, opts.embedder, () => opts.encoder.probabilities(vectors, catalogue.entries)) : undefined
   return CatalogueIndex.build(catalogue, vectors, ids, opts.encoder, opts.trainingWords, probs)
 }
 
@@ -100,7 +91,7 @@ export async function openCatalogueIndex(opts: {
  * cost a third of a second at every start otherwise. Keyed by everything they depend on (the
  * run's RVQ artifacts, the catalogue, the embedding space); a damaged file is recomputed.
  */
-async function cachedProbabilities(run: RunDoc, catalogue: Catalogue, embedder: BGEEmbedder, compute: () => AttributeProbabilities): Promise<AttributeProbabilities> {
+async function cachedProbabilities(run: Pick<RunDoc, 'id' | 'stages'>, catalogue: Catalogue, embedder: BGEEmbedder, compute: () => AttributeProbabilities): Promise<AttributeProbabilities> {
   const rvq = Object.values(run.stages.rvq?.artifacts ?? {}).map((a) => a.sha256).sort()
   const key = createHash('sha256').update(JSON.stringify(['wotd-catalogue-probs/1', run.id, rvq, catalogue.hash, catalogue.size, embedder.space])).digest('hex').slice(0, 32)
   const file = join(cacheDir(), 'catalogue', `probs-${key}.bin`)

@@ -6,22 +6,21 @@
  */
 import { verifyModel } from '../../models/verify.js'
 import { existsSync } from 'node:fs'
-import { cp, mkdir, readFile, readdir, rm } from 'node:fs/promises'
+import { cp, mkdir, readFile, rm } from 'node:fs/promises'
 import { writeFileAtomic } from '../../files/atomic.js'
 import { join } from 'node:path'
 import { CancelledError, InvalidInputError, ModelNotFoundError } from '../../errors.js'
 import { DSLTrainer, type DSLTrainOptions, type DSLTrainResult } from '../../dsl/trainer.js'
-import { WordGenerator } from '../../dsl/generator.js'
+import { PROMPT_NOTE, WordGenerator } from '../../dsl/generator.js'
 import { createRng, shuffled } from '../../corpus/random.js'
 import { wordsForPattern, type CatalogueIndex } from '../../recommend/index.js'
 import { findModel } from '../../models/locate.js'
 import { isProfileName, PROFILES } from '../../models/profiles.js'
 import type { SemanticId } from '../../semantic/index.js'
-import type { ArtifactRef } from '../../store/index.js'
 import type { WOTDWord } from '../../types.js'
 import { COMPLEXITIES, ERAS, STYLES } from '../../types.js'
 import { hashOf, type TrainingConfig } from '../config.js'
-import { artifactName, artifactRole, type RunContext } from '../run-context.js'
+import type { RunContext } from '../run-context.js'
 
 export interface DslOutput {
   hash: string
@@ -169,19 +168,11 @@ export async function runDslStage(ctx: RunContext, words: WOTDWord[], ids: Seman
   }
 
   const adapterDir = byPrecision && existsSync(bestDir) ? bestDir : (result.bestAdapterDir ?? result.adapterDir)
-  const artifacts: Record<string, ArtifactRef> = {}
-  for (const f of await readdir(adapterDir)) {
-    const info = await ctx.store.putArtifact(artifactName(ctx.run.id, `adapter/${f}`), await readFile(join(adapterDir, f)))
-    artifacts[artifactRole('adapter', f)] = { name: info.name, sha256: info.sha256, size: info.size }
+  ctx.run.stages.dsl.artifacts = {
+    ...(await ctx.artifacts.putFolder('adapter', adapterDir)),
+    // The prompt settings the adapter was trained with: generation must word prompts the same.
+    ...(existsSync(join(outDir, PROMPT_NOTE)) ? await ctx.artifacts.putFolder('dsl', outDir, [PROMPT_NOTE]) : {}),
   }
-  for (const f of ['dsl_prompt.json']) {
-    const p = join(outDir, f)
-    if (existsSync(p)) {
-      const info = await ctx.store.putArtifact(artifactName(ctx.run.id, `dsl/${f}`), await readFile(p))
-      artifacts[artifactRole('dsl', f)] = { name: info.name, sha256: info.sha256, size: info.size }
-    }
-  }
-  ctx.run.stages.dsl.artifacts = artifacts
   const best = precision.length ? precision.reduce((b, p) => (p.precision > b.precision ? p : b)) : undefined
   return {
     hash,

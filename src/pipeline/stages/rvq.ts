@@ -3,14 +3,15 @@
  * words' style / complexity / era by default), saved as artifacts, and every word's ID is
  * written to the store's `semantic_ids`.
  */
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises'
-import { basename, join } from 'node:path'
+import { mkdir, rm } from 'node:fs/promises'
+import { join } from 'node:path'
 import { SemanticEncoder, type SemanticId } from '../../semantic/index.js'
-import type { ArtifactRef } from '../../store/index.js'
 import { Catalogue } from '../../catalogue/catalogue.js'
 import type { WOTDWord } from '../../types.js'
 import { hashOf } from '../config.js'
-import { artifactName, artifactRole, type RunContext } from '../run-context.js'
+import type { Embeddings } from '../../embed/index.js'
+import type { RunArtifacts } from '../artifacts.js'
+import type { RunContext } from '../run-context.js'
 
 export interface RvqOutput {
   encoder: SemanticEncoder
@@ -22,7 +23,7 @@ export interface RvqOutput {
 export async function runRvqStage(
   ctx: RunContext,
   words: WOTDWord[],
-  vectors: Float32Array[],
+  vectors: Embeddings,
   embedHash: string,
   embedderModelId: string,
 ): Promise<RvqOutput> {
@@ -62,11 +63,7 @@ export async function runRvqStage(
   await rm(dir, { recursive: true, force: true })
   await mkdir(dir, { recursive: true })
   encoder.save(dir)
-  const artifacts: Record<string, ArtifactRef> = {}
-  for (const f of await readdir(dir)) {
-    const info = await ctx.store.putArtifact(artifactName(ctx.run.id, `rvq/${f}`), await readFile(join(dir, f)))
-    artifacts[artifactRole('rvq', f)] = { name: info.name, sha256: info.sha256, size: info.size }
-  }
+  const artifacts = await ctx.artifacts.putFolder('rvq', dir)
   await ctx.store.putSemanticIds(
     ctx.run.id,
     words.map((w, i) => [w.word, ids[i]] as const),
@@ -77,12 +74,8 @@ export async function runRvqStage(
 }
 
 /** Restores a run's codebooks from the store into its work folder (verified) and loads them. */
-export async function loadRunEncoder(ctx: Pick<RunContext, 'store' | 'workDir'>, artifacts: Record<string, ArtifactRef>): Promise<SemanticEncoder> {
-  const dir = join(ctx.workDir, 'rvq')
-  await mkdir(dir, { recursive: true })
-  for (const [role, ref] of Object.entries(artifacts)) {
-    if (!role.startsWith('rvq_')) continue
-    await ctx.store.getArtifactToFile(ref.name, join(dir, basename(ref.name)), { sha256: ref.sha256 })
-  }
+export async function loadRunEncoder(artifacts: RunArtifacts, workDir: string): Promise<SemanticEncoder> {
+  const dir = join(workDir, 'rvq')
+  await artifacts.restoreFolder('rvq', ['rvq'], dir)
   return SemanticEncoder.load(dir)
 }
