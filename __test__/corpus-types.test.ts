@@ -6,8 +6,10 @@ import { createLimiter, sleep } from '../src/corpus/limiter.js'
 import { createRng, hash32, shuffled } from '../src/corpus/random.js'
 import { isWellFormedWord, normalizeDefinition, normalizeWord, redact, safeUrl } from '../src/corpus/validate.js'
 import { CancelledError, InvalidInputError } from '../src/errors.js'
+import { native } from '../src/native.js'
 import {
   ALL_CELLS,
+  attributeVocab,
   cellAttributeIndices,
   cellIndex,
   cellKey,
@@ -26,6 +28,11 @@ test('enum order is the semantic-ID index order', (t) => {
   t.deepEqual([...STYLES], ['classical', 'modern', 'romantic', 'neutral'])
   t.deepEqual([...COMPLEXITIES], ['simple', 'beautiful', 'complex', 'plain'])
   t.deepEqual([...ERAS], ['shakespearean', 'victorian', 'modernist', 'contemporary'])
+})
+
+test('the attribute vocabulary of TypeScript is the native default, names and values in order', (t) => {
+  t.deepEqual(attributeVocab(), native().defaultAttributeVocab())
+  t.deepEqual(attributeVocab().values, [[...STYLES], [...COMPLEXITIES], [...ERAS]])
 })
 
 test('the 12 default cells: every attribute value exactly 3 times, the same list as the lexicon README', (t) => {

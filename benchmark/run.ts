@@ -127,7 +127,7 @@ const { BGEEmbedder } = await import('../src/embed/index.ts')
 const { DEFAULT_CELLS, cellKey } = await import('../src/types.ts')
 type Binding = ReturnType<typeof native>
 type NativeGen = InstanceType<Binding['NativeWordGenerator']>
-type KnownWord = import('../src/pipeline/retrieval.ts').KnownWord
+type KnownWord = import('../src/pipeline/artifacts.ts').KnownWord
 
 const pythons = args['no-reference'] ? undefined : referencePythons(root)
 if (args['no-reference']) note('reference stack skipped (--no-reference)')

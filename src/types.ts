@@ -11,6 +11,15 @@ export const COMPLEXITIES = ['simple', 'beautiful', 'complex', 'plain'] as const
 export const ERAS = ['shakespearean', 'victorian', 'modernist', 'contemporary'] as const
 export const PARTS_OF_SPEECH = ['noun', 'verb', 'adjective', 'adverb'] as const
 
+/**
+ * The attribute vocabulary of aligned codebooks: levels 0-2 are named by these attributes,
+ * value k of one owning codes 8k..8k+7 of its level. The only copy in TypeScript; the native
+ * `defaultAttributeVocab()` holds the same lists (a test keeps them equal).
+ */
+export function attributeVocab(): { names: string[]; values: string[][] } {
+  return { names: ['style', 'complexity', 'era'], values: [[...STYLES], [...COMPLEXITIES], [...ERAS]] }
+}
+
 export type Style = (typeof STYLES)[number]
 export type Complexity = (typeof COMPLEXITIES)[number]
 export type Era = (typeof ERAS)[number]

@@ -10,6 +10,8 @@ import { PROFILES } from '../models/profiles.js'
 import { verifyModel } from '../models/verify.js'
 import { native } from '../native.js'
 import { toPattern, type PatternInput } from '../semantic/pattern.js'
+import { attributeVocab } from '../types.js'
+import { checkSampling, type SamplingOptions } from './sampling.js'
 
 type NativeWordGenerator = import('../../index.js').NativeWordGenerator
 
@@ -17,6 +19,11 @@ type NativeWordGenerator = import('../../index.js').NativeWordGenerator
 export const DSL_MANIFEST = 'wotd_dsl.json'
 /** How prompts were worded in training (the native trainer writes it beside the adapter). */
 export const PROMPT_NOTE = 'dsl_prompt.json'
+
+/** The DSL options that name attribute values in prompts (aligned runs): the vocabulary of `types.ts` by default. */
+export function attributeOptions(vocab = attributeVocab()): { attributeNames: string[]; attributeValues: string[][] } {
+  return { attributeNames: vocab.names, attributeValues: vocab.values }
+}
 
 /** The default DSL base model: the compact profile's decoder. */
 export const DEFAULT_DSL_BASE_MODEL = PROFILES.compact.decoder[0]
@@ -52,17 +59,7 @@ export interface WordGeneratorLoadOptions {
   trainingWords?: readonly string[]
 }
 
-export interface GenerateWordsOptions {
-  /** Distinct words wanted (default 10). */
-  count?: number
-  /** Default 0.8; 0 decodes greedily (one sample). */
-  temperature?: number
-  /** Nucleus mass in (0, 1]; default 0.95. */
-  topP?: number
-  /** Default 50; 0 disables. */
-  topK?: number
-  /** Same seed, same words. Default 0. */
-  seed?: number
+export interface GenerateWordsOptions extends SamplingOptions {
   /** Tokens per sample at most (default 64). */
   maxNewTokens?: number
   /** Leave out the training words (`trainingWords`, or the trainer's manifest). */
@@ -172,15 +169,14 @@ export class WordGenerator {
       }
       exclude = [...words]
     }
-    const seed = opts.seed
-    if (seed !== undefined && (!Number.isSafeInteger(seed) || seed < 0)) throw new InvalidInputError(`seed must be a non-negative safe integer, got ${seed}`)
+    checkSampling(opts)
     const r = await awaitNative(
       this.inner.generate(fields, {
-        count: integer('count', opts.count, 1, 10_000),
+        count: opts.count,
         temperature: opts.temperature,
         topP: opts.topP,
-        topK: integer('topK', opts.topK, 0, 1_000_000),
-        seed,
+        topK: opts.topK,
+        seed: opts.seed,
         maxNewTokens: integer('maxNewTokens', opts.maxNewTokens, 1, 1_000_000),
         exclude,
         vocabulary: opts.vocabulary ? [...opts.vocabulary] : undefined,

@@ -18,6 +18,7 @@ export {
   DEFAULT_DSL_BASE_MODEL,
   DSL_MANIFEST,
   PROMPT_NOTE,
+  attributeOptions,
   type WordGeneratorLoadOptions,
   type GenerateWordsOptions,
   type GenerateWordsResult,
@@ -25,3 +26,4 @@ export {
   type PatternInput,
   type Quantize,
 } from './generator.js'
+export { checkSampling, MAX_WORDS, type SamplingOptions } from './sampling.js'

@@ -8,6 +8,7 @@ import { mkdir, readdir, readFile } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { embeddingsFromBytes, embeddingsToBytes, type Embeddings } from '../embed/matrix.js'
 import { CorruptFileError, StoreError } from '../errors.js'
+import type { SemanticId } from '../semantic/index.js'
 import type { ArtifactRef, RunDoc, Store } from '../store/index.js'
 
 /** Groups of files a stage copies from a folder: codebooks, the LoRA adapter, the prompt note. */
@@ -33,6 +34,13 @@ const CATALOGUE_IDS_FILE = 'catalogue/ids.u8'
 
 function refOf(info: ArtifactRef): ArtifactRef {
   return { name: info.name, sha256: info.sha256, size: info.size }
+}
+
+/** A training word of a run, with its vector and semantic ID (novelty, the report). */
+export interface KnownWord {
+  word: string
+  vector: Float32Array
+  id: SemanticId
 }
 
 /** The training words of a run and their vectors: row i of `embeddings` is `words[i]`. */

@@ -2,5 +2,5 @@ export { TrainingConfigSchema, trainingConfig, hashOf, type TrainingConfig, type
 export { WOTDTrainer, type TrainOptions, type TrainingResults, type StageResult } from './trainer.js'
 export { STAGES, type PipelineProgress, type StageName } from './progress.js'
 export { WOTDModel, generateWordsFromId, parseDate, type GenerateOptions, type GenerationResult, type RecommendResult, type WordOfTheDay, type InferenceProgress, type UserProfile, type AllDaysProgress, type AllDaysResult, type OpenModelOptions } from './inference.js'
-export { type KnownWord } from './retrieval.js'
+export { RunArtifacts, type KnownWord, type RunEmbeddings } from './artifacts.js'
 export { DSL_SYSTEM_PROMPT } from './config.js'

@@ -12,12 +12,10 @@ import { formatPattern, toPattern, type Pattern, type PatternInput, type Semanti
 import { openStore, type FeedbackEntry, type HistoryEntry, type ProfileDoc, type RunDoc, type Store } from '../store/index.js'
 import { checkFeedbackWords, checkUserName, forgetUser, preferenceVector, updateProfile, vectorFromBase64, vectorToBase64, withFeedback } from '../profile/index.js'
 import type { TrainingConfig } from './config.js'
-import { COMPLEXITIES, ERAS, STYLES } from '../types.js'
-import type { KnownWord } from './retrieval.js'
-import { RunArtifacts } from './artifacts.js'
+import { RunArtifacts, type KnownWord } from './artifacts.js'
 import { loadRunEncoder } from './stages/rvq.js'
 import { writableRunWorkDir } from './workdir.js'
-import { WordGenerator } from '../dsl/index.js'
+import { attributeOptions, checkSampling, WordGenerator, type SamplingOptions } from '../dsl/index.js'
 import { openCatalogueIndex } from './stages/catalogue.js'
 import { BGEEmbedder, dotMany, embeddingText, meanOfRows, row } from '../embed/index.js'
 import { meanFacts, type WordFacts } from '../semantic/index.js'
@@ -26,18 +24,8 @@ import { chooseWordOfTheDay } from './word-of-the-day.js'
 import { CancelledError } from '../errors.js'
 import { findModel, isProfileName, pullMissing, pullModel, type PullOptions } from '../models/index.js'
 
-export interface GenerateOptions {
-  /** Words wanted, 1-200 (default 10). */
-  count?: number
-  /**
-   * 0 (the default for catalogue words) gives the best-ranked words; above 0 draws from the
-   * top of the ranking (see `sampleRanked`). For the LM (`coined`, `method: 'lm'`), its
-   * sampling temperature (default 0.8).
-   */
-  temperature?: number
-  topP?: number
-  topK?: number
-  seed?: number
+/** `count`, `temperature`, `topP`, `topK` and `seed` are `SamplingOptions`, checked as for the LM. */
+export interface GenerateOptions extends SamplingOptions {
   /** Kept for compatibility: catalogue words are always novel; with `coined`, LM words are too. */
   novelOnly?: boolean
   /** Only words of this list may come out. */
@@ -182,11 +170,6 @@ function checkWindow(days: number): number {
   return days
 }
 
-function checkCount(count: number): number {
-  if (!Number.isInteger(count) || count < 1 || count > 200) throw new InvalidInputError(`count must be an integer 1-200, got ${count}`)
-  return count
-}
-
 function normaliseWords(words: readonly string[] | undefined, what: string): string[] {
   if (words === undefined) return []
   if (!Array.isArray(words) || words.some((w) => typeof w !== 'string')) throw new InvalidInputError(`${what} must be an array of strings`)
@@ -317,8 +300,7 @@ export class WOTDModel {
         // f32: batched sampling (a row per wanted word) is faster in f32 than in candle's Q8_0 here.
         quantize: 'f32',
         aligned: this.config.rvq.mode !== 'unsupervised',
-        attributeNames: ['style', 'complexity', 'era'],
-        attributeValues: [[...STYLES], [...COMPLEXITIES], [...ERAS]],
+        ...attributeOptions(),
       })
     })()
     return this.generatorP
@@ -403,7 +385,7 @@ export class WOTDModel {
   async retrieve(pattern: PatternInput, count = 10): Promise<string[]> {
     const p = toPattern(pattern)
     const index = await this.catalogueIndex()
-    return rankPattern(index, p.fields, { scorer: 'region', limit: checkCount(count) }).map((r) => index.entry(r.row).word)
+    return rankPattern(index, p.fields, { scorer: 'region', limit: checkSampling({ count }).count! }).map((r) => index.entry(r.row).word)
   }
 
   private async filterOf(opts: GenerateOptions, extraAvoid: readonly string[] = []): Promise<{ allow?: Set<number>; avoid: string[]; exclude: Set<number> }> {
@@ -426,10 +408,7 @@ export class WOTDModel {
   async generateWordsFromId(pattern: PatternInput, opts: GenerateOptions = {}): Promise<GenerationResult> {
     const started = performance.now()
     const p = toPattern(pattern)
-    const count = checkCount(opts.count ?? 10)
-    if (opts.temperature !== undefined && !(Number.isFinite(opts.temperature) && opts.temperature >= 0)) {
-      throw new InvalidInputError(`temperature must be a finite number >= 0, got ${opts.temperature}`)
-    }
+    const count = checkSampling(opts).count ?? 10
     const method = opts.method ?? 'catalogue'
     if ((opts.coined || method === 'lm') && opts.temperature === 0 && count > 1) {
       throw new InvalidInputError(
@@ -529,7 +508,7 @@ export class WOTDModel {
   /** Liked words -> their taste -> new catalogue words near it (never the liked words or their relatives). */
   async recommend(likedWords: string[], opts: GenerateOptions = {}): Promise<RecommendResult> {
     const started = performance.now()
-    const count = checkCount(opts.count ?? 10)
+    const count = checkSampling(opts).count ?? 10
     const taste = await this.taste(likedWords)
     const index = await this.catalogueIndex()
     const f = await this.filterOf(opts, taste.words)

@@ -15,7 +15,7 @@
 import type { RvqCodebook as NativeCodebook, RvqMetrics, RvqInfo } from '../../index.js'
 import { awaitNative, callNative, CancelledError, InvalidInputError } from '../errors.js'
 import { native } from '../native.js'
-import { COMPLEXITIES, ERAS, STYLES, type Complexity, type Era, type Style } from '../types.js'
+import { attributeVocab, COMPLEXITIES, ERAS, STYLES, type Complexity, type Era, type Style } from '../types.js'
 import { asEmbeddings, type Embeddings, type Vectors } from '../embed/matrix.js'
 import { toPattern, type PatternInput, type SemanticId } from './pattern.js'
 import { SIDE_FEATURE_NAMES, SIDE_FEATURES, sideFeatureRows, type WordFacts } from './features.js'
@@ -221,7 +221,7 @@ export class SemanticEncoder {
   /** "modern / beautiful / shakespearean / variation 5" (aligned), codes only otherwise. */
   describe(pattern: PatternInput): string {
     const { fields } = toPattern(pattern)
-    const vocab = this.named ? (this.codebook.info.vocab ?? native().defaultAttributeVocab()) : undefined
+    const vocab = this.named ? (this.codebook.info.vocab ?? attributeVocab()) : undefined
     return callNative(() => native().describePattern(fields, vocab))
   }
 

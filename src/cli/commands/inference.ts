@@ -5,6 +5,7 @@ import { InvalidInputError } from '../../errors.js'
 import { parseDate, WOTDModel } from '../../pipeline/index.js'
 import { native } from '../../native.js'
 import { parsePattern } from '../../semantic/index.js'
+import { attributeVocab } from '../../types.js'
 import { callNative } from '../../errors.js'
 import { printJson, progressBar, table } from '../output.js'
 import { onInterrupt } from '../signals.js'
@@ -129,7 +130,7 @@ export function registerInference(program: Command): void {
       } catch (err) {
         // Without a trained run, read the pattern with the aligned layout of DESIGN.md.
         if (o.run || !(err instanceof InvalidInputError)) throw err
-        description = callNative(() => native().describePattern(p.fields, native().defaultAttributeVocab()))
+        description = callNative(() => native().describePattern(p.fields, attributeVocab()))
       }
       if (o.json) return printJson({ pattern: p.text, fields: p.fields, specificity: p.specificity, description })
       process.stdout.write(`${p.text}  ${description}\n`)

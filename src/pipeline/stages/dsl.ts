@@ -11,14 +11,13 @@ import { writeFileAtomic } from '../../files/atomic.js'
 import { join } from 'node:path'
 import { CancelledError, InvalidInputError, ModelNotFoundError } from '../../errors.js'
 import { DSLTrainer, type DSLTrainOptions, type DSLTrainResult } from '../../dsl/trainer.js'
-import { PROMPT_NOTE, WordGenerator } from '../../dsl/generator.js'
+import { attributeOptions, PROMPT_NOTE, WordGenerator } from '../../dsl/generator.js'
 import { createRng, shuffled } from '../../corpus/random.js'
 import { wordsForPattern, type CatalogueIndex } from '../../recommend/index.js'
 import { findModel } from '../../models/locate.js'
 import { isProfileName, PROFILES } from '../../models/profiles.js'
 import type { SemanticId } from '../../semantic/index.js'
 import type { WOTDWord } from '../../types.js'
-import { COMPLEXITIES, ERAS, STYLES } from '../../types.js'
 import { hashOf, type TrainingConfig } from '../config.js'
 import type { RunContext } from '../run-context.js'
 
@@ -97,8 +96,7 @@ export async function runDslStage(ctx: RunContext, words: WOTDWord[], ids: Seman
     baseModel,
     offline: true,
     aligned: cfg.rvq.mode !== 'unsupervised',
-    attributeNames: ['style', 'complexity', 'era'],
-    attributeValues: [[...STYLES], [...COMPLEXITIES], [...ERAS]],
+    ...attributeOptions(),
     maxWords: cfg.dsl.wordsPerExample,
     seedWords: cfg.dsl.seedWords,
     systemPrompt: cfg.dsl.systemPrompt || undefined,
