@@ -9,33 +9,26 @@
 import { randomBytes } from 'node:crypto'
 import { mkdir } from 'node:fs/promises'
 import { CancelledError, StoreError } from '../errors.js'
-import { guardWrites, openStore, type ArtifactRef, type RunDoc, type Store } from '../store/index.js'
-import type { WOTDWord } from '../types.js'
+import { guardWrites, openStore, type RunDoc, type Store } from '../store/index.js'
+import { RunArtifacts } from './artifacts.js'
 import { hashOf, trainingConfig, type TrainingConfig, type TrainingConfigInput } from './config.js'
 import { STAGES, type PipelineProgress, type StageName } from './progress.js'
-import { checkCancelled, stageRecord, type RunContext } from './run-context.js'
-import { runCorpusStage } from './stages/corpus.js'
-import { EMBED_TEXT_SCHEMA, loadEmbedder, runEmbedStage } from './stages/embed.js'
-import { RunArtifacts } from './artifacts.js'
-import { runDslStage } from './stages/dsl.js'
-import { loadRunEncoder, runRvqStage } from './stages/rvq.js'
-import { CATALOGUE_STAGE_SCHEMA, openCatalogueIndex, runCatalogueStage } from './stages/catalogue.js'
+import type { RunContext } from './run-context.js'
+import { runStage, type StageResult } from './stage.js'
+import { openCatalogueIndex, catalogueStage } from './stages/catalogue.js'
+import { corpusStage } from './stages/corpus.js'
+import { dslStage } from './stages/dsl.js'
+import { embedStage, loadEmbedder } from './stages/embed.js'
+import { rvqStage } from './stages/rvq.js'
 import { runWorkDir } from './workdir.js'
-import type { SemanticEncoder, SemanticId } from '../semantic/index.js'
+
+export type { StageResult } from './stage.js'
 
 export interface TrainOptions {
   onProgress?: (p: PipelineProgress) => void
   signal?: AbortSignal
   /** Wait for another trainer holding the store's lock instead of failing at once. */
   waitForLock?: boolean
-}
-
-export interface StageResult {
-  status: 'completed' | 'skipped'
-  inputHash: string
-  metrics: Record<string, unknown>
-  timings: Record<string, number>
-  artifacts: Record<string, ArtifactRef>
 }
 
 export interface TrainingResults {
@@ -128,128 +121,17 @@ export class WOTDTrainer {
     await ctx.save()
     const results = {} as Record<StageName, StageResult>
 
-    /** Runs a stage unless it finished earlier with the same inputs. */
-    const stage = async <T>(
-      name: StageName,
-      inputHash: string,
-      work: () => Promise<{ value: T; metrics: Record<string, unknown> }>,
-      restore: () => Promise<T>,
-    ): Promise<T> => {
-      checkCancelled(ctx, name)
-      const rec = stageRecord(ctx, name)
-      // A finished stage is skipped only when every artifact it wrote is still whole.
-      const damaged = rec.status === 'completed' && rec.inputHash === inputHash ? await ctx.artifacts.damaged(name) : []
-      if (damaged.length > 0) opts.onProgress?.({ stage: name, phase: 'redo', message: `${name}: ${damaged.join('; ')}; doing the stage again` })
-      else if (rec.status === 'completed' && rec.inputHash === inputHash) {
-        opts.onProgress?.({ stage: name, phase: 'skip' })
-        const value = await restore()
-        results[name] = { status: 'skipped', inputHash, metrics: rec.metrics ?? {}, timings: rec.timings ?? {}, artifacts: rec.artifacts ?? {} }
-        return value
-      }
-      const t0 = Date.now()
-      Object.assign(rec, { status: 'running', inputHash, startedAt: now() })
-      delete rec.error
-      await ctx.save()
-      opts.onProgress?.({ stage: name, phase: 'start' })
-      try {
-        const { value, metrics } = await work()
-        Object.assign(rec, { status: 'completed', metrics, timings: { total: Date.now() - t0 }, finishedAt: now() })
-        await ctx.save()
-        results[name] = { status: 'completed', inputHash, metrics, timings: rec.timings!, artifacts: rec.artifacts ?? {} }
-        opts.onProgress?.({ stage: name, phase: 'done' })
-        return value
-      } catch (err) {
-        const cancelled = err instanceof CancelledError || opts.signal?.aborted
-        Object.assign(rec, { status: cancelled ? 'pending' : 'failed', error: err instanceof Error ? err.message : String(err) })
-        run.status = cancelled ? 'cancelled' : 'failed'
-        run.error = rec.error
-        await ctx.save().catch(() => {})
-        throw err
-      }
-    }
-
     try {
-      // Stage 1. The corpus is saved per cell by the generator itself, so re-running it is
-      // cheap and idempotent; its hash (of the words) keys the later stages.
-      const corpusInput = hashOf('corpus-config', this.config.corpus, this.config.seed)
-      let words: WOTDWord[] = []
-      let corpusHash = ''
-      const loadCorpus = async () => {
-        const out = await runCorpusStage(ctx)
-        words = out.words
-        corpusHash = out.hash
-        return out
-      }
-      await stage(
-        'corpus',
-        corpusInput,
-        async () => {
-          const out = await loadCorpus()
-          return { value: undefined, metrics: { words: out.words.length, cells: out.result.corpora.length, setId: out.setId, provider: out.provider, wordsHash: out.hash, usage: out.result.usage } }
-        },
-        async () => void (await loadCorpus()),
-      )
-
-      // Stage 2.
+      const corpus = await runStage(ctx, corpusStage(ctx), results)
       const embedder = await loadEmbedder(ctx)
-      const embedInput = hashOf('embed', corpusHash, embedder.modelId, embedder.revision, embedder.pooling, embedder.dimension, EMBED_TEXT_SCHEMA)
-      const vectors = await stage(
-        'embed',
-        embedInput,
-        async () => {
-          const out = await runEmbedStage(ctx, words, corpusHash, embedder)
-          return { value: out.vectors, metrics: { words: words.length, model: embedder.modelId, dimension: embedder.dimension, pooling: embedder.pooling, cacheHits: out.cache.hits, cacheMisses: out.cache.misses } }
-        },
-        async () => (await ctx.artifacts.embeddings()).embeddings,
-      )
-
-      // Stage 3.
-      const rvqInput = hashOf('rvq', embedInput, this.config.rvq, this.config.seed)
-      let encoder: SemanticEncoder | undefined
-      const ids = await stage(
-        'rvq',
-        rvqInput,
-        async () => {
-          const out = await runRvqStage(ctx, words, vectors, embedInput, embedder.modelId)
-          encoder = out.encoder
-          return { value: out.ids, metrics: out.metrics }
-        },
-        async () => {
-          const m = await store.getSemanticIds(run.id, words.map((w) => w.word))
-          return words.map((w) => m.get(w.word) as SemanticId)
-        },
-      )
-
-      // The word catalogue, encoded with this run's codebooks.
-      const catalogueInput = hashOf('catalogue', rvqInput, CATALOGUE_STAGE_SCHEMA)
-      const openIndex = async () => {
-        encoder ??= await loadRunEncoder(ctx.artifacts, ctx.workDir)
-        return openCatalogueIndex({ artifacts: ctx.artifacts, encoder, embedder, trainingWords: words.map((w) => w.word), signal: opts.signal })
-      }
-      await stage(
-        'catalogue',
-        catalogueInput,
-        async () => {
-          encoder ??= await loadRunEncoder(ctx.artifacts, ctx.workDir)
-          const out = await runCatalogueStage(ctx, encoder, embedder)
-          return { value: undefined, metrics: out.metrics }
-        },
-        async () => undefined,
-      )
-
-      // Stage 4.
-      const dslInput = hashOf('dsl-input', rvqInput, this.config.lora, this.config.dsl, this.config.decoderModel ?? this.config.profile, this.config.seed)
-      await stage(
-        'dsl',
-        dslInput,
-        async () => {
-          // The LM's held-out precision is judged on catalogue words.
-          const index = this.config.dsl.stopOn === 'precision' ? await openIndex() : undefined
-          const out = await runDslStage(ctx, words, ids, rvqInput, index)
-          return { value: undefined, metrics: out.metrics }
-        },
-        async () => undefined,
-      )
+      const embed = embedStage(ctx, corpus, embedder)
+      const vectors = await runStage(ctx, embed, results)
+      const rvq = rvqStage(ctx, corpus.words, vectors, embed.inputHash, embedder.modelId)
+      const { ids, encoder } = await runStage(ctx, rvq, results)
+      await runStage(ctx, catalogueStage(ctx, rvq.inputHash, encoder, embedder), results)
+      const openIndex = async () =>
+        openCatalogueIndex({ artifacts: ctx.artifacts, encoder: await encoder(), embedder, trainingWords: corpus.words.map((w) => w.word), signal: opts.signal })
+      await runStage(ctx, dslStage(ctx, corpus.words, ids, rvq.inputHash, openIndex), results)
 
       run.status = 'completed'
       await ctx.save()

@@ -15,7 +15,9 @@ import { CatalogueIndex } from '../../recommend/index.js'
 import type { AttributeProbabilities, SemanticEncoder } from '../../semantic/index.js'
 import type { RunDoc } from '../../store/index.js'
 import type { RunArtifacts } from '../artifacts.js'
+import { hashOf } from '../config.js'
 import type { RunContext } from '../run-context.js'
+import type { Stage } from '../stage.js'
 
 /** Bumped when what this stage writes changes. */
 export const CATALOGUE_STAGE_SCHEMA = 1
@@ -52,6 +54,20 @@ export async function runCatalogueStage(ctx: RunContext, encoder: SemanticEncode
       embedMs: t2 - t1,
       encodeMs: t3 - t2,
     },
+  }
+}
+
+/** Keyed by the codebooks' input: the catalogue IDs change exactly when the codebooks do. */
+export function catalogueStage(ctx: RunContext, rvqInputHash: string, encoder: () => Promise<SemanticEncoder>, embedder: BGEEmbedder): Stage<void> {
+  return {
+    name: 'catalogue',
+    inputHash: hashOf('catalogue', rvqInputHash, CATALOGUE_STAGE_SCHEMA),
+    async run() {
+      const out = await runCatalogueStage(ctx, await encoder(), embedder)
+      return { value: undefined, metrics: out.metrics }
+    },
+    // Readers open the IDs when they need them (`openCatalogueIndex`).
+    restore: async () => undefined,
   }
 }
 

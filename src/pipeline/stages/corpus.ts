@@ -3,6 +3,7 @@ import { generateCorpus, type CorpusResult } from '../../corpus/index.js'
 import type { WOTDWord } from '../../types.js'
 import { hashOf } from '../config.js'
 import type { RunContext } from '../run-context.js'
+import type { Stage } from '../stage.js'
 
 export interface CorpusOutput {
   words: WOTDWord[]
@@ -35,4 +36,30 @@ export async function runCorpusStage(ctx: RunContext): Promise<CorpusOutput> {
     words.map((w) => [w.word, w.style, w.complexity, w.era, w.definition]),
   )
   return { words, setId: result.setId, provider: result.provider, hash, result }
+}
+
+/** The corpus words and their hash (the input of the stages after this one). */
+export interface CorpusWords {
+  words: WOTDWord[]
+  hash: string
+}
+
+/**
+ * The corpus is saved per cell by the generator itself, so running it again is cheap and
+ * idempotent: restoring a finished stage is running it again (no model call is repeated).
+ */
+export function corpusStage(ctx: RunContext): Stage<CorpusWords> {
+  const words = async () => {
+    const out = await runCorpusStage(ctx)
+    return { out, value: { words: out.words, hash: out.hash } }
+  }
+  return {
+    name: 'corpus',
+    inputHash: hashOf('corpus-config', ctx.config.corpus, ctx.config.seed),
+    async run() {
+      const { out, value } = await words()
+      return { value, metrics: { words: out.words.length, cells: out.result.corpora.length, setId: out.setId, provider: out.provider, wordsHash: out.hash, usage: out.result.usage } }
+    },
+    restore: async () => (await words()).value,
+  }
 }

@@ -20,6 +20,7 @@ import type { SemanticId } from '../../semantic/index.js'
 import type { WOTDWord } from '../../types.js'
 import { hashOf, type TrainingConfig } from '../config.js'
 import type { RunContext } from '../run-context.js'
+import type { Stage } from '../stage.js'
 
 export interface DslOutput {
   hash: string
@@ -193,5 +194,24 @@ export async function runDslStage(ctx: RunContext, words: WOTDWord[], ids: Seman
       losses: result.losses,
       valLosses: result.valLosses.map((v) => ({ step: v.step, loss: v.loss })),
     },
+  }
+}
+
+/**
+ * Keyed by the codebooks' input, the LoRA and DSL settings, the decoder and the seed. With
+ * `stopOn: 'precision'` the held-out precision is judged on catalogue words, so the catalogue
+ * index is opened (lazily: only when the stage runs).
+ */
+export function dslStage(ctx: RunContext, words: WOTDWord[], ids: SemanticId[], rvqInputHash: string, openIndex: () => Promise<CatalogueIndex>): Stage<void> {
+  const cfg = ctx.config
+  return {
+    name: 'dsl',
+    inputHash: hashOf('dsl-input', rvqInputHash, cfg.lora, cfg.dsl, cfg.decoderModel ?? cfg.profile, cfg.seed),
+    async run() {
+      const index = cfg.dsl.stopOn === 'precision' ? await openIndex() : undefined
+      const out = await runDslStage(ctx, words, ids, rvqInputHash, index)
+      return { value: undefined, metrics: out.metrics }
+    },
+    restore: async () => undefined,
   }
 }

@@ -8,6 +8,8 @@ import { BGEEmbedder, embeddingText, type Embeddings } from '../../embed/index.j
 import type { WOTDWord } from '../../types.js'
 import { hashOf } from '../config.js'
 import type { RunContext } from '../run-context.js'
+import type { Stage } from '../stage.js'
+import type { CorpusWords } from './corpus.js'
 
 /** Bumped when the text a word is embedded as changes (it keys the stages after this one). */
 export const EMBED_TEXT_SCHEMA = 'word: definition/1'
@@ -16,19 +18,14 @@ export interface EmbedOutput {
   embedder: BGEEmbedder
   /** Row i is the vector of word i. */
   vectors: Embeddings
-  hash: string
   cache: { hits: number; misses: number }
-}
-
-export function embeddingSpaceHash(e: BGEEmbedder): unknown {
-  return { model: e.modelId, revision: e.revision, pooling: e.pooling, dim: e.dimension, maxLength: e.maxLength }
 }
 
 export async function loadEmbedder(ctx: RunContext): Promise<BGEEmbedder> {
   return BGEEmbedder.load(ctx.config.embedderModel ?? ctx.config.profile)
 }
 
-export async function runEmbedStage(ctx: RunContext, words: WOTDWord[], corpusHash: string, embedder: BGEEmbedder): Promise<EmbedOutput> {
+export async function runEmbedStage(ctx: RunContext, words: WOTDWord[], embedder: BGEEmbedder): Promise<EmbedOutput> {
   const r = await embedder.embedDetailed(
     words.map((w) => embeddingText(w.word, w.definition)),
     {
@@ -37,7 +34,20 @@ export async function runEmbedStage(ctx: RunContext, words: WOTDWord[], corpusHa
       onProgress: (p) => ctx.emit({ stage: 'embed', phase: 'progress', done: p.done, total: p.total }),
     },
   )
-  const hash = hashOf('embed', corpusHash, embeddingSpaceHash(embedder))
   ctx.run.stages.embed.artifacts = await ctx.artifacts.putEmbeddings({ words: words.map((w) => w.word), embeddings: r.embeddings }, embedder.modelId)
-  return { embedder, vectors: r.embeddings, hash, cache: r.cache }
+  return { embedder, vectors: r.embeddings, cache: r.cache }
+}
+
+/** Keyed by the corpus and the embedding space (model, revision, pooling, width, text form). */
+export function embedStage(ctx: RunContext, corpus: CorpusWords, embedder: BGEEmbedder): Stage<Embeddings> {
+  const { words } = corpus
+  return {
+    name: 'embed',
+    inputHash: hashOf('embed', corpus.hash, embedder.modelId, embedder.revision, embedder.pooling, embedder.dimension, EMBED_TEXT_SCHEMA),
+    async run() {
+      const out = await runEmbedStage(ctx, words, embedder)
+      return { value: out.vectors, metrics: { words: words.length, model: embedder.modelId, dimension: embedder.dimension, pooling: embedder.pooling, cacheHits: out.cache.hits, cacheMisses: out.cache.misses } }
+    },
+    restore: async () => (await ctx.artifacts.embeddings()).embeddings,
+  }
 }

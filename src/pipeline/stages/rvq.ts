@@ -12,19 +12,24 @@ import { hashOf } from '../config.js'
 import type { Embeddings } from '../../embed/index.js'
 import type { RunArtifacts } from '../artifacts.js'
 import type { RunContext } from '../run-context.js'
+import type { Stage } from '../stage.js'
 
 export interface RvqOutput {
   encoder: SemanticEncoder
   ids: SemanticId[]
-  hash: string
   metrics: Record<string, unknown>
+}
+
+/** The training words' IDs, and the run's codebooks (loaded from the store on first use when restored). */
+export interface RvqResult {
+  ids: SemanticId[]
+  encoder(): Promise<SemanticEncoder>
 }
 
 export async function runRvqStage(
   ctx: RunContext,
   words: WOTDWord[],
   vectors: Embeddings,
-  embedHash: string,
   embedderModelId: string,
 ): Promise<RvqOutput> {
   const labels = words.map((w) => ({ style: w.style, complexity: w.complexity, era: w.era }))
@@ -69,8 +74,7 @@ export async function runRvqStage(
     words.map((w, i) => [w.word, ids[i]] as const),
   )
   ctx.run.stages.rvq.artifacts = artifacts
-  const hash = hashOf('rvq', embedHash, ctx.config.rvq, ctx.config.seed)
-  return { encoder, ids, hash, metrics }
+  return { encoder, ids, metrics }
 }
 
 /** Restores a run's codebooks from the store into its work folder (verified) and loads them. */
@@ -78,4 +82,21 @@ export async function loadRunEncoder(artifacts: RunArtifacts, workDir: string): 
   const dir = join(workDir, 'rvq')
   await artifacts.restoreFolder('rvq', ['rvq'], dir)
   return SemanticEncoder.load(dir)
+}
+
+/** Keyed by the embeddings' input, the RVQ settings and the seed. */
+export function rvqStage(ctx: RunContext, words: WOTDWord[], vectors: Embeddings, embedInputHash: string, embedderModelId: string): Stage<RvqResult> {
+  return {
+    name: 'rvq',
+    inputHash: hashOf('rvq', embedInputHash, ctx.config.rvq, ctx.config.seed),
+    async run() {
+      const out = await runRvqStage(ctx, words, vectors, embedderModelId)
+      return { value: { ids: out.ids, encoder: async () => out.encoder }, metrics: out.metrics }
+    },
+    async restore() {
+      const m = await ctx.store.getSemanticIds(ctx.run.id, words.map((w) => w.word))
+      let encoder: Promise<SemanticEncoder> | undefined
+      return { ids: words.map((w) => m.get(w.word) as SemanticId), encoder: () => (encoder ??= loadRunEncoder(ctx.artifacts, ctx.workDir)) }
+    },
+  }
 }
