@@ -46,6 +46,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { loadDictionary, scoreOutputs, type PatternOutput, type QualityScores } from './lib/quality.ts'
 import { bytesOnDisk, median, percentile, referencePythons, RssMeter, runPythonJson, sum } from './lib/sys.ts'
+import { rvqScorecard, type ModeScore } from './lib/rvq-scorecard.ts'
 import { ggufParameterCount, safetensorsParameterCount } from './lib/weights.ts'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
@@ -121,8 +122,8 @@ const { openStore } = await import('../src/store/index.ts')
 const { runWorkDir } = await import('../src/pipeline/workdir.ts')
 const { loadRunEncoder } = await import('../src/pipeline/stages/rvq.ts')
 const { RunArtifacts } = await import('../src/pipeline/artifacts.ts')
-const { rows, selectRows } = await import('../src/embed/matrix.ts')
-const { SemanticEncoder } = await import('../src/semantic/index.ts')
+const { rows } = await import('../src/embed/matrix.ts')
+const { createRng, shuffled } = await import('../src/corpus/random.ts')
 const { BGEEmbedder } = await import('../src/embed/index.ts')
 const { DEFAULT_CELLS, cellKey } = await import('../src/types.ts')
 type Binding = ReturnType<typeof native>
@@ -233,58 +234,13 @@ const labelIdx = (w: string) => {
 
 // ---------------------------------------------------------------------------------------
 // 4. RVQ scorecard: unsupervised vs aligned, seeded 80/20 split
-function rng(seed: number) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-function shuffle<T>(xs: T[], seed: number): T[] {
-  const r = rng(seed)
-  const out = [...xs]
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(r() * (i + 1))
-    ;[out[i], out[j]] = [out[j], out[i]]
-  }
-  return out
-}
 log('RVQ scorecard: unsupervised vs aligned, trained on a seeded 80%, label accuracy on the held-out 20%')
 const rvqPhase = rss.phase()
-const order = shuffle(
-  wordOrder.map((_, i) => i),
-  config.seed,
+const { trainIdx, heldIdx, scores: rvqScores } = await rvqScorecard(
+  embeddings,
+  wordOrder.map((w) => labelIdx(w)),
+  { seed: config.seed, iterations: config.rvq.iterations },
 )
-const cut = Math.round(order.length * 0.8)
-const trainIdx = order.slice(0, cut)
-const heldIdx = order.slice(cut)
-const rvqScores: Record<string, any> = {}
-for (const mode of ['unsupervised', 'aligned'] as const) {
-  const t = now()
-  const enc = await SemanticEncoder.train(
-    selectRows(embeddings, trainIdx),
-    { mode, labels: mode === 'aligned' ? trainIdx.map((i) => labelIdx(wordOrder[i])) : undefined, seed: config.seed, iterations: config.rvq.iterations },
-  )
-  const trainS = now() - t
-  const all = await enc.evaluate(
-    embeddings,
-    wordOrder.map((w) => labelIdx(w)),
-  )
-  const held = await enc.evaluate(
-    selectRows(embeddings, heldIdx),
-    heldIdx.map((i) => labelIdx(wordOrder[i])),
-  )
-  const te = now()
-  let reps = 0
-  while (now() - te < 0.5 || reps < 3) {
-    enc.encodeMany(embeddings)
-    reps++
-  }
-  rvqScores[mode] = { trainS, encodePerS: (reps * vectors.length) / (now() - te), all, heldOut: { points: held.points, labelAccuracy: held.labelAccuracy, nmi: held.nmi } }
-}
 const rvqPeak = rvqPhase()
 markLoad('after rvq scorecard')
 
@@ -323,16 +279,16 @@ function sampleExamples(n: number, seed: number): { pattern: string; words: stri
   ]
   const out: { pattern: string; words: string[] }[] = []
   const seen = new Set<string>()
-  const r = rng(seed)
+  const r = createRng(seed, 'bench-lora-examples')
   for (let tries = 0; out.length < n && tries < n * 50; tries++) {
     const k = kinds[out.length % kinds.length]
-    const fields = k(known[Math.floor(r() * known.length)].id)
+    const fields = k(known[r.int(known.length)].id)
     const text = native().formatPattern(fields)
     if (seen.has(text)) continue
     seen.add(text)
-    const words = shuffle(
+    const words = shuffled(
       known.filter((w) => fields.every((f, l) => f === null || w.id[l] === f)).map((w) => w.word),
-      seed + tries,
+      createRng(seed + tries, 'bench-lora-words'),
     ).slice(0, WORDS_PER_REQUEST)
     out.push({ pattern: text, words })
   }
@@ -747,7 +703,7 @@ const quality_: string[][] = [
 ]
 
 const lvl = (xs: number[] | undefined, d = 2) => (xs ? xs.map((x) => fmt(x, d)).join(' / ') : 'n/a')
-const rvqRow = (label: string, f: (m: any) => string, goal = ''): string[] => [label, f(rvqScores.unsupervised), f(rvqScores.aligned), goal]
+const rvqRow = (label: string, f: (m: ModeScore) => string, goal = ''): string[] => [label, f(rvqScores.unsupervised), f(rvqScores.aligned), goal]
 const rvq_: string[][] = [
   rvqRow('utilisation per level', (m) => lvl(m.all.utilisation), '100% every level'),
   rvqRow('normalised perplexity per level', (m) => lvl(m.all.perplexity), '≥ 0.85'),
@@ -755,7 +711,7 @@ const rvq_: string[][] = [
   rvqRow('collision rate 3 / 4 levels', (m) => `${pct(m.all.collisionRate3)} / ${pct(m.all.collisionRate4)}`, '4 levels ≤ 1%'),
   rvqRow('locality (NN shares level 0)', (m) => pct(m.all.locality)),
   rvqRow('held-out label accuracy style / complexity / era', (m) => (m.heldOut.labelAccuracy ?? []).map((x: number) => pct(x, 0)).join(' / '), 'well above 25%'),
-  rvqRow('held-out NMI, level 0-2 vs own attribute', (m) => (m.heldOut.nmi ? [0, 1, 2].map((l) => fmt(m.heldOut.nmi[l]?.[l], 2)).join(' / ') : 'n/a')),
+  rvqRow('held-out NMI, level 0-2 vs own attribute', (m) => { const nmi = m.heldOut.nmi; return nmi ? [0, 1, 2].map((l) => fmt(nmi[l]?.[l], 2)).join(' / ') : 'n/a' }),
   rvqRow('train time (s) / encode (vectors/s)', (m) => `${fmt(m.trainS, 2)} / ${fmt(m.encodePerS, 0)}`),
 ]
 
