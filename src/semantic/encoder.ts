@@ -220,9 +220,7 @@ export class SemanticEncoder {
 
   /** "modern / beautiful / shakespearean / variation 5" (aligned), codes only otherwise. */
   describe(pattern: PatternInput): string {
-    const { fields } = toPattern(pattern)
-    const vocab = this.named ? (this.codebook.info.vocab ?? attributeVocab()) : undefined
-    return callNative(() => native().describePattern(fields, vocab))
+    return describePattern(pattern, this.named ? (this.codebook.info.vocab ?? attributeVocab()) : null)
   }
 
   /** The metrics of DESIGN.md on these vectors (with labels: accuracy of `code >> 3` and NMI). */
@@ -234,6 +232,16 @@ export class SemanticEncoder {
   preferenceId(preference: Float32Array, facts?: WordFacts): SemanticId {
     return this.encode(preference, { facts })
   }
+}
+
+/**
+ * A pattern in words: with a vocabulary (by default the aligned one of DESIGN.md), levels 0-2
+ * name their attribute values ("modern / beautiful / shakespearean / variation 5"); with
+ * `null`, codes only. Needs no trained run.
+ */
+export function describePattern(pattern: PatternInput, vocab: { names: string[]; values: string[][] } | null = attributeVocab()): string {
+  const { fields } = toPattern(pattern)
+  return callNative(() => native().describePattern(fields, vocab ?? undefined))
 }
 
 /** Column names of the predictor's feature rows: the vector, then the side features. */

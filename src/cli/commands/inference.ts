@@ -3,10 +3,7 @@ import type { Command } from 'commander'
 import pc from 'picocolors'
 import { InvalidInputError } from '../../errors.js'
 import { parseDate, WOTDModel } from '../../pipeline/index.js'
-import { native } from '../../native.js'
-import { parsePattern } from '../../semantic/index.js'
-import { attributeVocab } from '../../types.js'
-import { callNative } from '../../errors.js'
+import { describePattern, parsePattern } from '../../semantic/index.js'
 import { printJson, progressBar, table } from '../output.js'
 import { onInterrupt } from '../signals.js'
 import { progressPrinter } from './models.js'
@@ -130,7 +127,7 @@ export function registerInference(program: Command): void {
       } catch (err) {
         // Without a trained run, read the pattern with the aligned layout of DESIGN.md.
         if (o.run || !(err instanceof InvalidInputError)) throw err
-        description = callNative(() => native().describePattern(p.fields, attributeVocab()))
+        description = describePattern(p)
       }
       if (o.json) return printJson({ pattern: p.text, fields: p.fields, specificity: p.specificity, description })
       process.stdout.write(`${p.text}  ${description}\n`)
