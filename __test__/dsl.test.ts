@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DSLTrainer, generateWordsFromId, mergeAdapter, WordGenerator, type DSLTrainProgress, type DSLWord } from '../src/dsl/index.js'
-import { InvalidInputError, InvalidPatternError, ModelNotFoundError } from '../src/errors.js'
+import { CancelledError, InvalidInputError, InvalidPatternError, ModelNotFoundError } from '../src/errors.js'
 
 const fixture = join(import.meta.dirname, '..', 'data', 'fixtures', 'llama')
 
@@ -123,6 +123,19 @@ test.serial('options are validated; novelOnly without training words is an error
   await t.throwsAsync(g.generate('[1,*,*,*]', { seed: -1 }), { instanceOf: InvalidInputError })
   await t.throwsAsync(g.generate('[1,*,*,*]', { novelOnly: true }), { instanceOf: InvalidInputError })
   await t.throwsAsync(WordGenerator.load({ baseModel: fixture, quantize: 'q4' as 'q8_0' }), { instanceOf: InvalidInputError })
+})
+
+test.serial('an aborted signal makes generate reject with CancelledError; the generator stays usable', async (t) => {
+  const g = await WordGenerator.load({ baseModel: fixture })
+  const opts = { count: 4, temperature: 1.2, topP: 1, topK: 0, maxNewTokens: 16, seed: 5 }
+  const before = await g.generate('[2,*,17,*]', opts)
+  const aborted = new AbortController()
+  aborted.abort()
+  await t.throwsAsync(g.generate('[2,*,17,*]', { ...opts, signal: aborted.signal }), { instanceOf: CancelledError })
+  const live = new AbortController()
+  t.deepEqual((await g.generate('[2,*,17,*]', { ...opts, signal: live.signal })).raw, before.raw)
+  live.abort()
+  t.deepEqual((await g.generate('[2,*,17,*]', opts)).raw, before.raw)
 })
 
 test.serial('vocabulary-constrained sampling only returns vocabulary words; a seed repeats itself', async (t) => {

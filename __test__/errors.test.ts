@@ -1,5 +1,7 @@
 import test from 'ava'
 import {
+  awaitNative,
+  CancelledError,
   CorruptFileError,
   fromNative,
   InvalidPatternError,
@@ -73,4 +75,20 @@ test('a secret is redacted verbatim, percent-encoded and base64-encoded at any a
   const url = Buffer.from(key).toString('base64url')
   t.false(redactText(url, [key]).includes(url.slice(0, 30)))
   t.is(redactText(`key=${encodeURIComponent('p@ss/word!')}`, ['p@ss/word!']), 'key=***')
+})
+
+test('RVQ training takes the cancel token every long task takes: a cancelled token rejects with CancelledError', async (t) => {
+  const rows = 256
+  const dim = 8
+  const data = new Float32Array(rows * dim)
+  for (let r = 0; r < rows; r++) {
+    for (let i = 0; i < dim; i++) data[r * dim + i] = Math.sin(r * 7 + i * 3)
+    const n = Math.hypot(...data.subarray(r * dim, (r + 1) * dim))
+    for (let i = 0; i < dim; i++) data[r * dim + i] /= n
+  }
+  const token = new (native().CancelToken)()
+  token.cancel()
+  await t.throwsAsync(awaitNative(native().RvqCodebook.train(data, dim, { seed: 1 }, null, token)), { instanceOf: CancelledError })
+  const book = await awaitNative(native().RvqCodebook.train(data, dim, { seed: 1 }, null, new (native().CancelToken)()))
+  t.is(book.dimension, dim)
 })

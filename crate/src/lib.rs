@@ -4,7 +4,8 @@
 //! import each other):
 //!
 //! 1. `error`, `random` (the one seeded generator), `runtime` (CPU threads);
-//! 2. `io`: reading model files, PEFT adapters, atomic writes;
+//! 2. `io`: reading model files, PEFT adapters, atomic writes; `measure`: this machine's matmul
+//!    throughput, for benchmarks;
 //! 3. `nn` (building blocks and CPU kernels), `rvq` (semantic IDs);
 //! 4. `models` (encoders, decoders over `nn`), `dsl` (the ID-pattern language);
 //! 5. `embed`, `prompt` (how a request is put to the decoder, shared by training and
@@ -18,6 +19,7 @@ pub mod error;
 pub mod export;
 pub mod generate;
 pub mod io;
+pub mod measure;
 pub mod models;
 pub mod nn;
 pub mod prompt;

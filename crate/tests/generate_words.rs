@@ -9,7 +9,9 @@ use candle_core::quantized::GgmlDType;
 use candle_core::Tensor;
 use decoder_support::*;
 use std::collections::HashSet;
+use std::sync::atomic::AtomicBool;
 use wotd_native::dsl::parse;
+use wotd_native::error::WotdError;
 use wotd_native::generate::quantized::QuantizedLm;
 use wotd_native::generate::words::{final_items, normalize_word};
 use decoder_support::decode::{generate_batch, GenerateOptions};
@@ -139,6 +141,17 @@ fn greedy_is_one_row_and_count_caps_the_words() {
     assert!(out.words.len() <= 2);
     assert!(g.generate(&p, &WordOptions { count: 0, ..hot(0) }).is_err());
     assert!(g.generate(&p, &WordOptions { top_p: 0.0, ..hot(0) }).is_err());
+}
+
+#[test]
+fn a_set_cancel_flag_ends_generation_and_leaves_the_generator_usable() {
+    let g = generator(Weights::F32);
+    let p = parse("[9,10,3,*]").unwrap();
+    let before = g.generate(&p, &hot(7)).unwrap();
+    let e = g.generate_cancellable(&p, &hot(7), &AtomicBool::new(true)).unwrap_err();
+    assert!(matches!(e, WotdError::Cancelled), "{e:?}");
+    assert_eq!(g.generate_cancellable(&p, &hot(7), &AtomicBool::new(false)).unwrap().raw, before.raw);
+    assert_eq!(g.generate(&p, &hot(7)).unwrap().raw, before.raw, "a cancelled request leaves no trace");
 }
 
 fn prompt_batch(m: &CausalLm) -> Tensor {

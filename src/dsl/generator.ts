@@ -12,6 +12,7 @@ import { native } from '../native.js'
 import { toPattern, type PatternInput } from '../semantic/pattern.js'
 import { attributeVocab } from '../types.js'
 import { checkSampling, type SamplingOptions } from './sampling.js'
+import { cancelTokenFor } from '../cancel.js'
 
 type NativeWordGenerator = import('../../index.js').NativeWordGenerator
 
@@ -77,6 +78,11 @@ export interface GenerateWordsOptions extends SamplingOptions {
    * expansion): the model continues them. Never returned.
    */
   seeds?: readonly string[]
+  /**
+   * Aborting stops decoding at its next step and the promise rejects with `CancelledError`;
+   * an already-aborted signal rejects before any token is decoded.
+   */
+  signal?: AbortSignal
 }
 
 export interface GenerateWordsResult {
@@ -170,6 +176,7 @@ export class WordGenerator {
       exclude = [...words]
     }
     checkSampling(opts)
+    const { token, release } = cancelTokenFor(opts.signal)
     const r = await awaitNative(
       this.inner.generate(fields, {
         count: opts.count,
@@ -183,8 +190,8 @@ export class WordGenerator {
         maxRounds: integer('maxRounds', opts.maxRounds, 1, 1000),
         batchSize: integer('batchSize', opts.batchSize, 1, 256),
         seeds: opts.seeds ? [...opts.seeds] : undefined,
-      }),
-    )
+      }, token),
+    ).finally(release)
     return r
   }
 

@@ -16,6 +16,7 @@ import { writeFileAtomic } from '../files/atomic.js'
 import { awaitNative, CancelledError, InvalidInputError } from '../errors.js'
 import { native } from '../native.js'
 import { toPatternText } from '../semantic/pattern.js'
+import { cancelTokenFor } from '../cancel.js'
 import { DEFAULT_DSL_BASE_MODEL, DSL_MANIFEST, PROMPT_NOTE, WordGenerator, type WordGeneratorLoadOptions } from './generator.js'
 
 type NativeTrainOptions = import('../../index.js').DslTrainOptions
@@ -316,8 +317,7 @@ export class DSLTrainer {
   private async run(m: Manifest, outDir: string, s: DSLSessionOptions, resume: boolean): Promise<DSLTrainResult> {
     if (s.signal?.aborted) throw new CancelledError('training was cancelled before it started')
     const trainer = new (native().NativeDslTrainer)(nativeOptions(m, outDir, s, resume))
-    const onAbort = (): void => trainer.cancel()
-    s.signal?.addEventListener('abort', onAbort, { once: true })
+    const { token, release } = cancelTokenFor(s.signal)
     const onProgress = s.onProgress
     let r: NativeTrainResult
     try {
@@ -335,10 +335,11 @@ export class DSLTrainer {
                 }
               }
             : undefined,
+          token,
         ),
       )
     } finally {
-      s.signal?.removeEventListener('abort', onAbort)
+      release()
     }
     const result: DSLTrainResult = { ...r, outDir, baseModel: m.baseModel }
     const done: Manifest = { ...m, adapterDir: 'adapter', result }

@@ -9,6 +9,7 @@ import { verifyModel } from '../models/verify.js'
 import { isProfileName, PROFILES } from '../models/profiles.js'
 import { native } from '../native.js'
 import { row, rows, type Embeddings } from './matrix.js'
+import { cancelTokenFor } from '../cancel.js'
 
 type NativeEmbedder = import('../../index.js').NativeEmbedder
 
@@ -234,9 +235,7 @@ export class BGEEmbedder {
 
     const todo = [...missing.keys()]
     if (todo.length > 0) {
-      const token = new (native().CancelToken)()
-      const onAbort = () => token.cancel()
-      signal?.addEventListener('abort', onAbort, { once: true })
+      const { token, release } = cancelTokenFor(signal)
       let out: { vectors: Float32Array; dim: number; truncated: boolean[]; tokenCounts: number[] }
       try {
         // Progress counts texts, so a batch of distinct texts reports all their duplicates.
@@ -252,7 +251,7 @@ export class BGEEmbedder {
         if (err instanceof CancelledError && signal?.aborted) throw new CancelledError('embedding cancelled', { cause: signal.reason })
         throw err
       } finally {
-        signal?.removeEventListener('abort', onAbort)
+        release()
       }
       // An abort that came after the last batch still wins: the caller asked not to go on.
       if (signal?.aborted) throw new CancelledError('embedding cancelled', { cause: signal.reason })

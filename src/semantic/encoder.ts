@@ -17,6 +17,7 @@ import { awaitNative, callNative, CancelledError, InvalidInputError } from '../e
 import { native } from '../native.js'
 import { attributeVocab, COMPLEXITIES, ERAS, STYLES, type Complexity, type Era, type Style } from '../types.js'
 import { asEmbeddings, type Embeddings, type Vectors } from '../embed/matrix.js'
+import { cancelTokenFor } from '../cancel.js'
 import { toPattern, type PatternInput, type SemanticId } from './pattern.js'
 import { SIDE_FEATURE_NAMES, SIDE_FEATURES, sideFeatureRows, type WordFacts } from './features.js'
 import { AttributePredictor, argmaxLabels, featureRows, type AttributeProbabilities } from './predictor.js'
@@ -105,6 +106,7 @@ export class SemanticEncoder {
       throw new InvalidInputError(`${opts.facts.length} word facts for ${e.rows} vectors: give one per vector`)
     }
     if (opts.signal?.aborted) throw new CancelledError('RVQ training cancelled')
+    const { token, release } = cancelTokenFor(opts.signal)
     const cb = await awaitNative(
       native().RvqCodebook.train(
         flat,
@@ -117,8 +119,9 @@ export class SemanticEncoder {
           embedderModelId: opts.embedderModelId,
         },
         opts.onProgress ?? null,
+        token,
       ),
-    )
+    ).finally(release)
     if (opts.signal?.aborted) throw new CancelledError('RVQ training cancelled')
     if (opts.mode !== 'hybrid') return new SemanticEncoder(cb)
     const side = sideFeatureRows(opts.facts ?? Array.from({ length: e.rows }, () => ({ word: '' })))

@@ -4,6 +4,7 @@
 //! WordGenerator::load(base, &GeneratorOptions) -> Result<WordGenerator>   // resolve, adapter, merge, quantize
 //! WordGenerator::from_model(CausalLm, &EngineOptions) -> Result<WordGenerator>
 //! .generate(&Pattern, &WordOptions) -> Result<WordGeneration>
+//! .generate_cancellable(&Pattern, &WordOptions, &AtomicBool) -> Result<WordGeneration>
 //! .prompt_ids(&Pattern, &seeds) -> Result<Vec<u32>> // exactly what training taught
 //! .export_gguf(&Path, &GgufExportOptions) -> Result<GgufExportReport>
 //! ```
@@ -40,6 +41,7 @@ use candle_core::Tensor;
 use crate::nn::kv_cache::KvCache;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -411,6 +413,12 @@ impl WordGenerator {
 
     /// Words for `pattern`.
     pub fn generate(&self, pattern: &Pattern, opts: &WordOptions) -> Result<WordGeneration> {
+        self.generate_cancellable(pattern, opts, &AtomicBool::new(false))
+    }
+
+    /// [`WordGenerator::generate`], polling `cancel` before every decoding step: once it is
+    /// set, the request ends with `WotdError::Cancelled` and its words are dropped.
+    pub fn generate_cancellable(&self, pattern: &Pattern, opts: &WordOptions, cancel: &AtomicBool) -> Result<WordGeneration> {
         opts.validate()?;
         let started = Instant::now();
         let model = self.engine.model();
@@ -451,7 +459,7 @@ impl WordGenerator {
             // step until the batch is large (the weights are read once per step), and the round
             // stops as soon as enough words are finished.
             let rows = if greedy { 1 } else { remaining.clamp(1, opts.max_batch) };
-            let round = Round { gen: self, model, params, trie: trie.as_ref(), first: &first, prefix: &prefix, max_new };
+            let round = Round { gen: self, model, params, trie: trie.as_ref(), first: &first, prefix: &prefix, max_new, cancel };
             let (texts, n) = round.run(rows, opts.seed, rows_used as u64, &collector, remaining)?;
             for (text, complete) in texts {
                 // A row cut off (by the token budget or the early stop) may end mid-word.
@@ -497,6 +505,7 @@ struct Round<'a> {
     first: &'a [f32],
     prefix: &'a KvCache,
     max_new: usize,
+    cancel: &'a AtomicBool,
 }
 
 struct RowState {
@@ -535,6 +544,9 @@ impl Round<'_> {
         let mut logits: Vec<Vec<f32>> = vec![self.first.to_vec(); rows];
         let mut generated = 0usize;
         for step in 0..self.max_new {
+            if self.cancel.load(Ordering::SeqCst) {
+                return Err(WotdError::Cancelled);
+            }
             let (mut next, mut kept) = (Vec::with_capacity(active.len()), Vec::with_capacity(active.len()));
             for (i, lg) in logits.iter_mut().enumerate() {
                 let row = &mut state[active[i]];

@@ -1,10 +1,8 @@
-//! Benchmark hook: this machine's f32 matmul throughput through candle (the same gemm kernels
-//! training and decoding use), so `npm run bench` can state model-FLOP utilisation against a
-//! peak measured in the same run rather than a number from a spec sheet.
+//! Benchmark hook: [`crate::measure::matmul_gflops`] for `npm run bench`, which states
+//! model-FLOP utilisation against this peak.
 
-use candle_core::{Device, Tensor};
+use crate::measure::{self, MatmulThroughput};
 use napi_derive::napi;
-use std::time::Instant;
 
 /// What `matmulGflops` measured.
 #[napi(object)]
@@ -23,35 +21,23 @@ pub struct MatmulBench {
     pub seconds: Vec<f64>,
 }
 
+impl From<MatmulThroughput> for MatmulBench {
+    fn from(m: MatmulThroughput) -> Self {
+        MatmulBench {
+            n: m.n as u32,
+            reps: m.reps as u32,
+            threads: m.threads as u32,
+            best_gflops: m.best_gflops,
+            median_gflops: m.median_gflops,
+            seconds: m.seconds,
+        }
+    }
+}
+
 /// Times `reps` f32 `n x n` by `n x n` matmuls on the CPU with candle (random inputs, one
-/// warm-up first). Blocks the calling thread for about `reps` multiplications.
+/// warm-up first; `n` clamped to 16-8192, `reps` to 1-1000). Blocks the calling thread for
+/// about `reps` multiplications.
 #[napi]
 pub fn matmul_gflops(n: u32, reps: u32) -> napi::Result<MatmulBench> {
-    super::guard(|| -> crate::error::Result<MatmulBench> {
-        let n = n.clamp(16, 8192) as usize;
-        let reps = reps.clamp(1, 1000);
-        let dev = Device::Cpu;
-        let a = Tensor::randn(0f32, 1f32, (n, n), &dev)?;
-        let b = Tensor::randn(0f32, 1f32, (n, n), &dev)?;
-        let _ = a.matmul(&b)?;
-        let mut seconds = Vec::with_capacity(reps as usize);
-        for _ in 0..reps {
-            let t = Instant::now();
-            let c = a.matmul(&b)?;
-            seconds.push(t.elapsed().as_secs_f64());
-            drop(c);
-        }
-        let flops = 2.0 * (n as f64).powi(3);
-        let mut sorted = seconds.clone();
-        sorted.sort_by(|x, y| x.total_cmp(y));
-        let median = sorted[sorted.len() / 2];
-        Ok(MatmulBench {
-            n: n as u32,
-            reps,
-            threads: candle_core::utils::get_num_threads() as u32,
-            best_gflops: flops / sorted[0] / 1e9,
-            median_gflops: flops / median / 1e9,
-            seconds,
-        })
-    })
+    super::guard(|| measure::matmul_gflops(n as usize, reps as usize).map(MatmulBench::from))
 }

@@ -1,14 +1,14 @@
 //! Binding of [`crate::embed::Embedder`]: `NativeEmbedder` (load and embed run as AsyncTasks
-//! on the libuv pool) and `CancelToken` (the flag an `AbortSignal` sets from JS).
+//! on the libuv pool, embedding under the protocol of [`super::task`]).
 
 use super::guard;
+use super::task::{report, CancelToken, ProgressFn};
 use crate::embed::{Embedder, EmbedderOptions};
 use crate::error::WotdError;
 use crate::io::{Pooling, ResolveOptions};
 use napi::bindgen_prelude::*;
-use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 #[napi(object)]
@@ -41,32 +41,6 @@ pub struct EmbedOutput {
 pub struct TokenizeOutput {
     pub ids: Vec<u32>,
     pub truncated: bool,
-}
-
-/// A cancellation flag shared between JS and a running native task.
-#[napi]
-pub struct CancelToken {
-    flag: Arc<AtomicBool>,
-}
-
-#[napi]
-impl CancelToken {
-    #[napi(constructor)]
-    #[allow(clippy::new_without_default)]
-    pub fn new() -> Self {
-        CancelToken { flag: Arc::new(AtomicBool::new(false)) }
-    }
-
-    /// Asks every task holding this token to stop at its next checkpoint (between batches).
-    #[napi]
-    pub fn cancel(&self) {
-        self.flag.store(true, Ordering::Relaxed);
-    }
-
-    #[napi(getter)]
-    pub fn cancelled(&self) -> bool {
-        self.flag.load(Ordering::Relaxed)
-    }
 }
 
 /// A loaded embedder. Create with `NativeEmbedder.load`.
@@ -112,13 +86,11 @@ impl Task for LoadTask {
     }
 }
 
-type ProgressFn = ThreadsafeFunction<(u32, u32), (), (u32, u32), Status, false>;
-
 pub struct EmbedTask {
     embedder: Arc<Embedder>,
     texts: Vec<String>,
     batch_size: usize,
-    progress: Option<ProgressFn>,
+    progress: Option<ProgressFn<(u32, u32)>>,
     cancel: Option<Arc<AtomicBool>>,
 }
 
@@ -132,13 +104,8 @@ impl Task for EmbedTask {
         let texts = std::mem::take(&mut self.texts);
         guard(|| {
             let progress = self.progress.as_ref();
-            let mut report = |done: usize, total: usize| {
-                if let Some(p) = progress {
-                    // Non-blocking: a slow JS callback must never stall the computation.
-                    p.call((done as u32, total as u32), ThreadsafeFunctionCallMode::NonBlocking);
-                }
-            };
-            self.embedder.embed(&texts, self.batch_size, &mut report, self.cancel.as_deref()).map(EmbedResult)
+            let mut on_batch = |done: usize, total: usize| report(progress, || (done as u32, total as u32));
+            self.embedder.embed(&texts, self.batch_size, &mut on_batch, self.cancel.as_deref()).map(EmbedResult)
         })
     }
 
@@ -170,7 +137,7 @@ impl NativeEmbedder {
         &self,
         texts: Vec<String>,
         batch_size: Option<u32>,
-        #[napi(ts_arg_type = "((done: number, total: number) => void) | undefined | null")] on_progress: Option<ProgressFn>,
+        #[napi(ts_arg_type = "((done: number, total: number) => void) | undefined | null")] on_progress: Option<ProgressFn<(u32, u32)>>,
         cancel: Option<&CancelToken>,
     ) -> AsyncTask<EmbedTask> {
         AsyncTask::new(EmbedTask {
@@ -178,7 +145,7 @@ impl NativeEmbedder {
             texts,
             batch_size: batch_size.unwrap_or(64).max(1) as usize,
             progress: on_progress,
-            cancel: cancel.map(|c| c.flag.clone()),
+            cancel: cancel.map(CancelToken::flag),
         })
     }
 

@@ -1,9 +1,10 @@
 //! Binding of [`crate::generate::WordGenerator`]: `NativeWordGenerator` (load, generate and
-//! GGUF export run as AsyncTasks on the libuv pool) and `mergeAdapter` (adapter folded into
-//! its base, saved as safetensors or GGUF).
+//! GGUF export run as AsyncTasks on the libuv pool; generation stops on a `CancelToken`) and
+//! `mergeAdapter` (adapter folded into its base, saved as safetensors or GGUF).
 
-use super::convert::{attribute_vocab, pattern, resolve_options, seed};
+use super::convert::{pattern, resolve_options, seed};
 use super::guard;
+use super::task::{cancel_flag, CancelToken};
 use crate::error::WotdError;
 use crate::generate::merge::{merge_and_save, MergeReport, MergedFormat};
 use crate::generate::word_generator::adapter_base_model;
@@ -14,6 +15,7 @@ use candle_core::quantized::GgmlDType;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 #[napi(object)]
@@ -117,7 +119,7 @@ fn prompt_vocab(o: &WordGeneratorLoadOptions) -> crate::Result<PromptVocab> {
         (Some(false), None, None) => PromptVocab::Codes,
         (_, None, None) => PromptVocab::Named(AttributeVocab::default()),
         (Some(false), _, _) => return Err(WotdError::InvalidInput("attribute names given with aligned: false".into())),
-        (_, Some(names), Some(values)) => PromptVocab::Named(attribute_vocab(names, values)?),
+        (_, Some(names), Some(values)) => PromptVocab::Named(AttributeVocab::from_lists(names, values)?),
         _ => return Err(WotdError::InvalidInput("give attributeNames and attributeValues together".into())),
     })
 }
@@ -188,6 +190,7 @@ pub struct GenerateTask {
     generator: crate::Result<Arc<WordGenerator>>,
     pattern: Vec<Option<u32>>,
     opts: WordGenerateOptions,
+    cancel: Arc<AtomicBool>,
 }
 
 impl Task for GenerateTask {
@@ -197,7 +200,7 @@ impl Task for GenerateTask {
     fn compute(&mut self) -> Result<WordGeneration> {
         // Taken, not borrowed: a closed generator's weights go as soon as its last call ends.
         let generator = std::mem::replace(&mut self.generator, Err(WotdError::Cancelled));
-        guard(|| generator?.generate(&pattern(&self.pattern)?, &word_options(&self.opts)?))
+        guard(|| generator?.generate_cancellable(&pattern(&self.pattern)?, &word_options(&self.opts)?, &self.cancel))
     }
 
     fn resolve(&mut self, _env: Env, g: WordGeneration) -> Result<WordGenerateResult> {
@@ -274,14 +277,15 @@ impl NativeWordGenerator {
 
     /// Words for an ID pattern given as its fields (`[2, null, 17, null]` for `[2,*,17,*]`, as
     /// `parsePattern` returns them), off the main thread. Invalid fields reject with
-    /// `[INVALID_PATTERN]`.
+    /// `[INVALID_PATTERN]`; `cancel` stops decoding between steps with `[CANCELLED]`.
     #[napi(ts_return_type = "Promise<WordGenerateResult>")]
     pub fn generate(
         &self,
         #[napi(ts_arg_type = "Array<number | null>")] fields: Vec<Option<u32>>,
         options: Option<WordGenerateOptions>,
+        cancel: Option<&CancelToken>,
     ) -> AsyncTask<GenerateTask> {
-        AsyncTask::new(GenerateTask { generator: self.open(), pattern: fields, opts: options.unwrap_or_default() })
+        AsyncTask::new(GenerateTask { generator: self.open(), pattern: fields, opts: options.unwrap_or_default(), cancel: cancel_flag(cancel) })
     }
 
     /// Writes the merged model as a llama.cpp GGUF (`q8_0` by default).

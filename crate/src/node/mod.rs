@@ -13,6 +13,7 @@ mod info;
 mod models;
 mod predict;
 mod rvq;
+mod task;
 mod train;
 
 pub use errors::{guard, to_napi};

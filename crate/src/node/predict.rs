@@ -38,7 +38,8 @@ pub struct PredictorInfo {
 }
 
 pub struct PredictorTrainTask {
-    features: Vec<f32>,
+    /// The caller's array, not a copy (see `node/rvq.rs`'s `TrainTask`).
+    features: Float32Array,
     names: Vec<String>,
     labels: CoreResult<[Vec<u8>; ATTRIBUTES]>,
     options: PredictorOptions,
@@ -82,7 +83,7 @@ impl NativeAttributePredictor {
             opts.folds = o.folds.map_or(opts.folds, |f| f as usize);
             opts.seed = o.seed.map_or(opts.seed, u64::from);
         }
-        AsyncTask::new(PredictorTrainTask { features: features.to_vec(), names: feature_names, labels: label_columns(labels), options: opts })
+        AsyncTask::new(PredictorTrainTask { features, names: feature_names, labels: label_columns(labels), options: opts })
     }
 
     /// The predictor saved in `dir`, or `null` when there is none.

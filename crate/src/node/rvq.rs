@@ -2,15 +2,16 @@
 //! the work is in `crate::rvq`.
 
 use super::guard;
+use super::task::{cancel_flag, report, CancelToken, ProgressFn};
 use crate::error::{Result as CoreResult, WotdError};
 use crate::rvq::{
     self, Codebook, EncodeOptions, Expectation, Metrics, Mode, ModeKind, SemanticId, TrainOptions,
     ATTRIBUTES, CODES, LEVELS,
 };
 use napi::bindgen_prelude::*;
-use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 /// Attribute names (one per aligned level: style, complexity, era) and the four values of
@@ -31,7 +32,7 @@ impl TryFrom<AttributeVocab> for rvq::AttributeVocab {
     type Error = WotdError;
 
     fn try_from(v: AttributeVocab) -> CoreResult<Self> {
-        super::convert::attribute_vocab(&v.names, &v.values)
+        rvq::AttributeVocab::from_lists(&v.names, &v.values)
     }
 }
 
@@ -194,15 +195,16 @@ pub struct RvqInfo {
     pub active_codes: Vec<Vec<u32>>,
 }
 
-type ProgressFn = ThreadsafeFunction<RvqProgress, Unknown<'static>, RvqProgress, Status, false>;
-
 /// Bad options are carried into the task rather than thrown, so that a Promise-returning
 /// call always reports failure by rejecting.
 pub struct TrainTask {
-    vectors: Vec<f32>,
+    /// The caller's array itself, not a copy (a catalogue-sized matrix is tens of MB); JS must
+    /// not write to it while the task runs, which the TS wrappers never do.
+    vectors: Float32Array,
     dim: usize,
     options: CoreResult<TrainOptions>,
-    on_progress: Option<ProgressFn>,
+    on_progress: Option<ProgressFn<RvqProgress>>,
+    cancel: Arc<AtomicBool>,
 }
 
 impl Task for TrainTask {
@@ -211,16 +213,13 @@ impl Task for TrainTask {
 
     fn compute(&mut self) -> Result<Codebook> {
         let options = std::mem::replace(&mut self.options, Err(WotdError::Cancelled));
-        let (vectors, dim, on_progress) = (&self.vectors, self.dim, &self.on_progress);
+        let (vectors, dim, on_progress) = (&self.vectors, self.dim, self.on_progress.as_ref());
         guard(|| {
-            rvq::train_with_progress(vectors, dim, &options?, &mut |p| {
-                if let Some(f) = on_progress {
-                    let p = RvqProgress { level: p.level as u32, iteration: p.iteration as u32, inertia: p.inertia };
-                    // Progress is advisory: a full queue or a closing env must not fail training.
-                    let _ = f.call(p, ThreadsafeFunctionCallMode::NonBlocking);
-                }
+            let mut on_iteration = |p: &rvq::TrainProgress| {
+                report(on_progress, || RvqProgress { level: p.level as u32, iteration: p.iteration as u32, inertia: p.inertia });
                 Ok(())
-            })
+            };
+            rvq::train_with_progress(vectors, dim, &options?, &mut on_iteration, &self.cancel)
         })
     }
 
@@ -231,7 +230,8 @@ impl Task for TrainTask {
 
 pub struct EvaluateTask {
     book: Arc<Codebook>,
-    vectors: Vec<f32>,
+    /// Not copied, as in [`TrainTask`].
+    vectors: Float32Array,
     labels: CoreResult<Option<[Vec<u8>; ATTRIBUTES]>>,
 }
 
@@ -259,16 +259,18 @@ pub struct RvqCodebook {
 #[napi]
 impl RvqCodebook {
     /// Trains codebooks on `vectors` (`n x dim`, row-major) off the main thread.
-    /// `onProgress` is called after every Lloyd iteration.
+    /// `onProgress` is called after every Lloyd iteration; `cancel` stops training between
+    /// iterations with a `[CANCELLED]` error.
     #[napi(ts_return_type = "Promise<RvqCodebook>")]
     pub fn train(
         vectors: Float32Array,
         dim: u32,
         options: Option<RvqTrainOptions>,
-        #[napi(ts_arg_type = "((progress: RvqProgress) => void) | undefined | null")] on_progress: Option<ProgressFn>,
+        #[napi(ts_arg_type = "((progress: RvqProgress) => void) | undefined | null")] on_progress: Option<ProgressFn<RvqProgress>>,
+        cancel: Option<&CancelToken>,
     ) -> AsyncTask<TrainTask> {
         let options = train_options(options);
-        AsyncTask::new(TrainTask { vectors: vectors.to_vec(), dim: dim as usize, options, on_progress })
+        AsyncTask::new(TrainTask { vectors, dim: dim as usize, options, on_progress, cancel: cancel_flag(cancel) })
     }
 
     /// Reads codebooks saved by `save`; refuses them when `expect` names another dimension
@@ -366,7 +368,7 @@ impl RvqCodebook {
     #[napi(ts_return_type = "Promise<RvqMetrics>")]
     pub fn evaluate(&self, vectors: Float32Array, labels: Option<Vec<Either<Uint8Array, Vec<u32>>>>) -> AsyncTask<EvaluateTask> {
         let labels = labels.map(labels_from_js).transpose();
-        AsyncTask::new(EvaluateTask { book: self.inner.clone(), vectors: vectors.to_vec(), labels })
+        AsyncTask::new(EvaluateTask { book: self.inner.clone(), vectors, labels })
     }
 }
 

@@ -1,19 +1,19 @@
 //! Binding of [`crate::train::dsl::train_dsl`]: `NativeDslTrainer` runs Stage 4 training as an
-//! AsyncTask on the libuv pool, reports progress through a threadsafe callback, and owns the
-//! cancellation flag its `cancel()` sets (wire an `AbortSignal` to it).
+//! AsyncTask on the libuv pool, reports progress through a threadsafe callback, and stops on
+//! its `cancel()` or a `CancelToken` (wire an `AbortSignal` to either). Options map onto
+//! [`DslTrainSettings`], which owns every default and rule.
 
-use super::convert::{attribute_vocab, resolve_options, seed};
+use super::convert::{resolve_options, seed};
 use super::guard;
+use super::task::{report, CancelToken, ProgressFn};
 use crate::dsl::parse;
 use crate::error::{Result as CoreResult, WotdError};
-use crate::io::peft::LoraConfig;
-use crate::rvq::{AttributeVocab, LEVELS};
-use crate::train::dsl::{train_dsl, DslTrainOutcome, DslTrainRequest, ExampleSource};
-use crate::train::{AdamWConfig, ExampleOptions, LabeledWord, PatternKind, Progress, TextExample, TrainConfig};
+use crate::rvq::LEVELS;
+use crate::train::dsl::{train_dsl, DslTrainOutcome, DslTrainRequest};
+use crate::train::{DslTrainSettings, LabeledWord, LoraSettings, Progress, TextExample};
 use napi::bindgen_prelude::*;
-use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 /// A word and its semantic ID (4 codes, 0-31).
@@ -166,49 +166,58 @@ pub struct DslTrainResult {
     pub train_tokens: u32,
 }
 
-type ProgressFn = ThreadsafeFunction<DslTrainProgress, (), DslTrainProgress, Status, false>;
-
-/// Stage 4 training of a DSL model. One trainer runs one training at a time; `cancel()` stops
-/// it after the current update, writes a checkpoint, and resolves with `stopped: 'cancelled'`.
+/// Stage 4 training of a DSL model. One trainer runs one training at a time; `cancel()` (or
+/// the token given to `train`) stops it after the current update, writes a checkpoint, and
+/// resolves with `stopped: 'cancelled'`.
 #[napi]
 pub struct NativeDslTrainer {
     options: DslTrainOptions,
-    cancel: Arc<AtomicBool>,
+    /// What the running task polls: the trainer's own token, or the one given to `train`.
+    cancel: CancelToken,
 }
 
 #[napi]
 impl NativeDslTrainer {
     #[napi(constructor)]
     pub fn new(options: DslTrainOptions) -> Self {
-        NativeDslTrainer { options, cancel: Arc::new(AtomicBool::new(false)) }
+        NativeDslTrainer { options, cancel: CancelToken::new() }
     }
 
     /// Trains off the main thread. Rejects with a typed error for bad options, a missing
-    /// model, or a resume whose checkpoint disagrees with these options.
+    /// model, or a resume whose checkpoint disagrees with these options. With `cancel`, that
+    /// token becomes this trainer's flag: cancelling either stops the run.
     #[napi(ts_return_type = "Promise<DslTrainResult>")]
     pub fn train(
-        &self,
-        #[napi(ts_arg_type = "((progress: DslTrainProgress) => void) | undefined | null")] on_progress: Option<ProgressFn>,
+        &mut self,
+        #[napi(ts_arg_type = "((progress: DslTrainProgress) => void) | undefined | null")] on_progress: Option<ProgressFn<DslTrainProgress>>,
+        cancel: Option<&CancelToken>,
     ) -> AsyncTask<TrainTask> {
-        AsyncTask::new(TrainTask { request: request(&self.options), on_progress, cancel: self.cancel.clone() })
+        if let Some(token) = cancel {
+            // A `cancel()` that came before this call still counts.
+            if self.cancel.cancelled() {
+                token.cancel();
+            }
+            self.cancel = token.clone();
+        }
+        AsyncTask::new(TrainTask { request: settings(&self.options).and_then(DslTrainSettings::into_request), on_progress, cancel: self.cancel.flag() })
     }
 
     /// Asks a running `train()` to stop after its current update.
     #[napi]
     pub fn cancel(&self) {
-        self.cancel.store(true, Ordering::SeqCst);
+        self.cancel.cancel()
     }
 
     #[napi(getter)]
     pub fn cancelled(&self) -> bool {
-        self.cancel.load(Ordering::SeqCst)
+        self.cancel.cancelled()
     }
 }
 
 /// Bad options travel into the task, so the Promise rejects instead of the call throwing.
 pub struct TrainTask {
     request: CoreResult<DslTrainRequest>,
-    on_progress: Option<ProgressFn>,
+    on_progress: Option<ProgressFn<DslTrainProgress>>,
     cancel: Arc<AtomicBool>,
 }
 
@@ -218,19 +227,8 @@ impl Task for TrainTask {
 
     fn compute(&mut self) -> Result<DslTrainOutcome> {
         let request = std::mem::replace(&mut self.request, Err(WotdError::Cancelled));
-        let (on_progress, cancel) = (&self.on_progress, &self.cancel);
-        guard(|| {
-            train_dsl(
-                request?,
-                &mut |p: &Progress| {
-                    if let Some(f) = on_progress {
-                        // Non-blocking: a slow JS callback must never stall training.
-                        let _ = f.call(progress(p), ThreadsafeFunctionCallMode::NonBlocking);
-                    }
-                },
-                cancel,
-            )
-        })
+        let (on_progress, cancel) = (self.on_progress.as_ref(), &self.cancel);
+        guard(|| train_dsl(request?, &mut |p: &Progress| report(on_progress, || p.into()), cancel))
     }
 
     fn resolve(&mut self, _env: Env, out: DslTrainOutcome) -> Result<DslTrainResult> {
@@ -256,107 +254,63 @@ impl Task for TrainTask {
     }
 }
 
-fn progress(p: &Progress) -> DslTrainProgress {
-    DslTrainProgress {
-        step: p.step as u32,
-        total_steps: p.total_steps as u32,
-        epoch: p.epoch as u32,
-        loss: p.loss,
-        val_loss: p.val_loss,
-        lr: p.lr,
-        grad_norm: p.grad_norm,
-        tokens_per_second: p.tokens_per_second,
-        eta_seconds: p.eta_seconds,
-        checkpoint: p.checkpoint.as_ref().map(|c| c.display().to_string()),
+impl From<&Progress> for DslTrainProgress {
+    fn from(p: &Progress) -> Self {
+        DslTrainProgress {
+            step: p.step as u32,
+            total_steps: p.total_steps as u32,
+            epoch: p.epoch as u32,
+            loss: p.loss,
+            val_loss: p.val_loss,
+            lr: p.lr,
+            grad_norm: p.grad_norm,
+            tokens_per_second: p.tokens_per_second,
+            eta_seconds: p.eta_seconds,
+            checkpoint: p.checkpoint.as_ref().map(|c| c.display().to_string()),
+        }
     }
 }
 
-fn request(o: &DslTrainOptions) -> CoreResult<DslTrainRequest> {
+/// The options as core settings, field for field; only JS types are converted here.
+fn settings(o: &DslTrainOptions) -> CoreResult<DslTrainSettings> {
     let seed = seed(o.seed)?;
-    let fraction = o.validation_fraction.unwrap_or(0.1);
-    let source = match (&o.words, &o.examples) {
-        (Some(words), None) => {
-            let defaults = ExampleOptions::default();
-            let kinds = match &o.kinds {
-                Some(names) => names.iter().map(|n| PatternKind::from_name(n)).collect::<CoreResult<_>>()?,
-                None => defaults.kinds.clone(),
-            };
-            ExampleSource::Words {
-                words: words.iter().map(labeled_word).collect::<CoreResult<_>>()?,
-                options: ExampleOptions {
-                    seed,
-                    kinds,
-                    max_patterns_per_kind: o.max_patterns_per_kind.map(|m| m as usize),
-                    variants_per_pattern: o.variants_per_pattern.map_or(defaults.variants_per_pattern, |v| v as usize),
-                    max_words: o.max_words.map_or(defaults.max_words, |v| v as usize),
-                    seed_words: o.seed_words.map_or(defaults.seed_words, |v| v as usize),
-                    validation_fraction: fraction,
-                },
-            }
-        }
-        (None, Some(examples)) => ExampleSource::Examples {
-            examples: examples
-                .iter()
-                .map(|e| Ok(TextExample { pattern: parse(&e.pattern)?, words: e.words.clone(), seeds: e.seeds.clone().unwrap_or_default() }))
-                .collect::<CoreResult<_>>()?,
-            validation_fraction: fraction,
-        },
-        _ => return Err(WotdError::InvalidInput("give exactly one of `words` or `examples`".into())),
-    };
-    let vocab = match (o.aligned.unwrap_or(false), &o.attribute_names, &o.attribute_values) {
-        (false, None, None) => None,
-        (_, None, None) => Some(AttributeVocab::default()),
-        (_, Some(names), Some(values)) => Some(attribute_vocab(names, values)?),
-        _ => return Err(WotdError::InvalidInput("give attributeNames and attributeValues together".into())),
-    };
-    let lora_in = o.lora.clone().unwrap_or_default();
-    let lora_default = LoraConfig::default();
-    let lora = LoraConfig {
-        r: lora_in.rank.map_or(lora_default.r, |r| r as usize),
-        alpha: lora_in.alpha.unwrap_or(lora_default.alpha),
-        dropout: lora_in.dropout.unwrap_or(lora_default.dropout),
-        target_modules: lora_in.target_modules.unwrap_or_default(),
-        use_rslora: false,
-        seed,
-    };
-    lora.validate()?;
-    let d = TrainConfig::default();
-    let count = |v: Option<u32>, default: usize| v.map_or(default, |x| x as usize);
-    let train = TrainConfig {
-        epochs: match (o.epochs, o.steps) {
-            (None, None) => d.epochs,
-            (e, _) => e.map(|e| e as usize),
-        },
-        max_steps: o.steps.map(|s| s as usize),
-        batch_size: count(o.batch_size, d.batch_size),
-        grad_accum: count(o.grad_accum, d.grad_accum),
-        lr: o.lr.unwrap_or(d.lr),
-        min_lr: o.min_lr.unwrap_or(d.min_lr),
-        warmup_steps: count(o.warmup_steps, d.warmup_steps),
-        adamw: AdamWConfig { weight_decay: o.weight_decay.unwrap_or(d.adamw.weight_decay), ..d.adamw.clone() },
-        max_grad_norm: o.max_grad_norm.unwrap_or(d.max_grad_norm),
-        eval_every: count(o.eval_every, d.eval_every),
-        patience: count(o.patience, d.patience),
-        min_delta: d.min_delta,
-        checkpoint_every: count(o.checkpoint_every, d.checkpoint_every),
-        keep_checkpoints: count(o.keep_checkpoints, d.keep_checkpoints),
-        seed,
-        group_by_length: d.group_by_length,
-        pad_token_id: d.pad_token_id,
-        pause_at_step: o.pause_at_step.map(|s| s as usize),
-    };
-    Ok(DslTrainRequest {
+    let count = |v: Option<u32>| v.map(|x| x as usize);
+    let lora = o.lora.clone().unwrap_or_default();
+    Ok(DslTrainSettings {
         base_model: o.base_model.clone(),
         resolve: resolve_options(o.offline, o.revision.as_ref()),
-        source,
-        vocab,
+        words: o.words.as_ref().map(|ws| ws.iter().map(labeled_word).collect::<CoreResult<_>>()).transpose()?,
+        examples: o.examples.as_ref().map(|es| es.iter().map(text_example).collect::<CoreResult<_>>()).transpose()?,
+        aligned: o.aligned,
+        attribute_names: o.attribute_names.clone(),
+        attribute_values: o.attribute_values.clone(),
+        kinds: o.kinds.clone(),
+        max_patterns_per_kind: count(o.max_patterns_per_kind),
+        variants_per_pattern: count(o.variants_per_pattern),
+        max_words: count(o.max_words),
+        seed_words: count(o.seed_words),
         system_prompt: o.system_prompt.clone(),
-        lora,
-        max_length: count(o.max_length, 256),
-        train,
+        validation_fraction: o.validation_fraction,
+        max_length: count(o.max_length),
+        lora: LoraSettings { rank: count(lora.rank), alpha: lora.alpha, dropout: lora.dropout, target_modules: lora.target_modules },
+        steps: count(o.steps),
+        epochs: count(o.epochs),
+        batch_size: count(o.batch_size),
+        grad_accum: count(o.grad_accum),
+        lr: o.lr,
+        min_lr: o.min_lr,
+        warmup_steps: count(o.warmup_steps),
+        weight_decay: o.weight_decay,
+        max_grad_norm: o.max_grad_norm,
+        eval_every: count(o.eval_every),
+        patience: count(o.patience),
+        checkpoint_every: count(o.checkpoint_every),
+        keep_checkpoints: count(o.keep_checkpoints),
+        pause_at_step: count(o.pause_at_step),
+        gradient_checkpointing: count(o.gradient_checkpointing),
         out_dir: o.out_dir.clone().into(),
-        resume: o.resume.unwrap_or(false),
-        gradient_checkpointing: o.gradient_checkpointing.unwrap_or(2) as usize,
+        seed,
+        resume: o.resume,
     })
 }
 
@@ -369,4 +323,8 @@ fn labeled_word(w: &DslWord) -> CoreResult<LabeledWord> {
         .and_then(|v| v.try_into().ok())
         .ok_or_else(|| WotdError::InvalidInput(format!("word {:?} needs an ID of {LEVELS} codes 0-31, got {:?}", w.word, w.id)))?;
     Ok(LabeledWord { word: w.word.clone(), id })
+}
+
+fn text_example(e: &DslExample) -> CoreResult<TextExample> {
+    Ok(TextExample { pattern: parse(&e.pattern)?, words: e.words.clone(), seeds: e.seeds.clone().unwrap_or_default() })
 }

@@ -4,6 +4,7 @@ use super::codebook::{CodebookInfo, ModeKind};
 use super::rng::Rng;
 use super::*;
 use crate::error::WotdError;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 fn gaussian(rng: &mut Rng) -> f32 {
     let (u, v) = (rng.next_f64().max(1e-12), rng.next_f64());
@@ -306,16 +307,55 @@ fn a_single_vector_trains_and_round_trips() {
 fn progress_reports_every_level_and_can_cancel() {
     let data = random_unit_vectors(100, 16, 6);
     let mut seen = Vec::new();
+    let never = AtomicBool::new(false);
     train_with_progress(&data, 16, &opts(0), &mut |p| {
         seen.push(*p);
         Ok(())
-    })
+    }, &never)
     .unwrap();
     for level in 0..LEVELS {
         assert!(seen.iter().any(|p| p.level == level && p.iteration == 0));
     }
-    let e = train_with_progress(&data, 16, &opts(0), &mut |p| if p.level == 1 { Err(WotdError::Cancelled) } else { Ok(()) });
+    let e = train_with_progress(&data, 16, &opts(0), &mut |p| if p.level == 1 { Err(WotdError::Cancelled) } else { Ok(()) }, &never);
     assert!(matches!(e, Err(WotdError::Cancelled)));
+}
+
+#[test]
+fn a_set_cancel_flag_stops_training_before_any_work() {
+    let data = random_unit_vectors(100, 16, 6);
+    let mut reports = 0;
+    let e = train_with_progress(&data, 16, &opts(0), &mut |_| {
+        reports += 1;
+        Ok(())
+    }, &AtomicBool::new(true));
+    assert!(matches!(e, Err(WotdError::Cancelled)), "{e:?}");
+    assert_eq!(reports, 0);
+}
+
+#[test]
+fn a_flag_set_mid_training_stops_it_at_the_next_iteration() {
+    let data = random_unit_vectors(100, 16, 6);
+    let cancel = AtomicBool::new(false);
+    let mut seen = Vec::new();
+    let e = train_with_progress(&data, 16, &opts(0), &mut |p| {
+        seen.push(*p);
+        cancel.store(p.level == 1 && p.iteration == 1, Ordering::SeqCst);
+        Ok(())
+    }, &cancel);
+    assert!(matches!(e, Err(WotdError::Cancelled)), "{e:?}");
+    let last = seen.last().unwrap();
+    assert_eq!((last.level, last.iteration), (1, 1), "nothing runs after the flag is seen");
+}
+
+#[test]
+fn attribute_lists_of_the_wrong_length_are_refused_by_count() {
+    let names: Vec<String> = AttributeVocab::default().names.to_vec();
+    let values: Vec<Vec<String>> = AttributeVocab::default().values.to_vec();
+    assert_eq!(AttributeVocab::from_lists(&names, &values).unwrap(), AttributeVocab::default());
+    let e = AttributeVocab::from_lists(&names[..2], &values).unwrap_err();
+    assert_eq!(e.to_string(), "invalid input: 3 attribute names needed, got 2");
+    let e = AttributeVocab::from_lists(&names, &values[..1]).unwrap_err();
+    assert_eq!(e.to_string(), "invalid input: 3 attribute value lists needed, got 1");
 }
 
 #[test]

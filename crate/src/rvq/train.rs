@@ -5,6 +5,7 @@ use super::kmeans::{self, Group, Params};
 use super::linalg::unit_rows;
 use super::{AttributeVocab, ATTRIBUTES, CODES, CODES_PER_VALUE, LEVELS, VALUES};
 use crate::error::{Result, WotdError};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// How codes relate to the words' attributes.
 #[derive(Clone, Debug, PartialEq)]
@@ -57,17 +58,20 @@ pub struct TrainProgress {
 /// Trains codebooks on `vectors` (a flat batch of `dim`-wide rows, L2-normalised on the way
 /// in). Deterministic: the same inputs and seed give bit-identical codebooks.
 pub fn train(vectors: &[f32], dim: usize, options: &TrainOptions) -> Result<Codebook> {
-    train_with_progress(vectors, dim, options, &mut |_| Ok(()))
+    train_with_progress(vectors, dim, options, &mut |_| Ok(()), &AtomicBool::new(false))
 }
 
-/// `train`, calling `on_progress` after every Lloyd iteration; an error it returns (such as
-/// `WotdError::Cancelled`) stops training and is returned.
+/// `train`, calling `on_progress` after every Lloyd iteration; an error it returns stops
+/// training and is returned. `cancel` is polled before every level and after every Lloyd
+/// iteration: once set, training stops with `WotdError::Cancelled`.
 pub fn train_with_progress(
     vectors: &[f32],
     dim: usize,
     options: &TrainOptions,
     on_progress: &mut dyn FnMut(&TrainProgress) -> Result<()>,
+    cancel: &AtomicBool,
 ) -> Result<Codebook> {
+    let check = || if cancel.load(Ordering::SeqCst) { Err(WotdError::Cancelled) } else { Ok(()) };
     let points = unit_rows(vectors, dim)?;
     let n = points.len() / dim;
     if n == 0 {
@@ -85,6 +89,7 @@ pub fn train_with_progress(
     let mut codewords = Vec::with_capacity(LEVELS * CODES * dim);
     let mut active = [0u32; LEVELS];
     for (level, mask) in active.iter_mut().enumerate() {
+        check()?;
         let groups = groups_for(&options.mode, level, n);
         let params = Params { k: CODES, max_iterations: options.max_iterations, seed: level_seed(options.seed, level) };
         let fitted_on = match &options.mode {
@@ -94,7 +99,8 @@ pub fn train_with_progress(
             _ => std::borrow::Cow::Borrowed(&residual),
         };
         let fit = kmeans::fit(&fitted_on, dim, &groups, &params, &mut |iteration, inertia| {
-            on_progress(&TrainProgress { level, iteration, inertia })
+            on_progress(&TrainProgress { level, iteration, inertia })?;
+            check()
         })?;
         for (row, &a) in residual.chunks_exact_mut(dim).zip(&fit.assign) {
             for (r, c) in row.iter_mut().zip(&fit.centroids[a * dim..(a + 1) * dim]) {

@@ -35,6 +35,19 @@ impl AttributeVocab {
         Ok(vocab)
     }
 
+    /// [`AttributeVocab::new`] from lists of any length, as callers outside Rust hold them; a
+    /// wrong count of names or value lists is refused with the count found.
+    pub fn from_lists(names: &[String], values: &[Vec<String>]) -> Result<Self> {
+        let names: [String; ATTRIBUTES] = names
+            .to_vec()
+            .try_into()
+            .map_err(|n: Vec<String>| WotdError::InvalidInput(format!("{ATTRIBUTES} attribute names needed, got {}", n.len())))?;
+        let values: [Vec<String>; ATTRIBUTES] = values.to_vec().try_into().map_err(|v: Vec<Vec<String>>| {
+            WotdError::InvalidInput(format!("{ATTRIBUTES} attribute value lists needed, got {}", v.len()))
+        })?;
+        Self::new(names, values)
+    }
+
     pub fn validate(&self) -> Result<()> {
         for (name, values) in self.names.iter().zip(&self.values) {
             if name.trim().is_empty() {

@@ -8,7 +8,8 @@
 //! - [`trainer`]: the loop, over any [`TrainableLm`] ([`model`]; [`causal`] implements it for
 //!   the project's decoders); [`checkpoint`] and [`state`]: what a resumed run needs, written
 //!   atomically; [`config`]: what a run is asked to do.
-//! - [`dsl`]: the whole stage in one call (resolve, load, examples, train), for the binding.
+//! - [`dsl`]: the whole stage in one call (resolve, load, examples, train), for the binding;
+//!   [`request`]: what an unset option of that call means, and which combinations are refused.
 
 pub mod batch;
 pub mod causal;
@@ -19,6 +20,7 @@ pub mod examples;
 pub mod model;
 pub mod optim;
 pub mod random;
+pub mod request;
 pub mod schedule;
 pub mod state;
 pub mod trainer;
@@ -35,6 +37,7 @@ pub use crate::prompt::{ExampleEncoder, TextExample, TokenizedExample};
 pub use examples::{sample_examples, ExampleOptions, ExampleSplit, LabeledWord, PatternKind};
 pub use model::TrainableLm;
 pub use optim::{AdamW, AdamWConfig};
+pub use request::{DslTrainSettings, LoraSettings};
 pub use schedule::Schedule;
 pub use state::StopReason;
 pub use trainer::{Progress, TrainData, TrainOutcome, Trainer};
