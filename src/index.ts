@@ -39,6 +39,9 @@ export {
   type GenerateWordsResult,
   type MergeAdapterOptions,
   type Quantize,
+  checkSampling,
+  MAX_WORDS,
+  type SamplingOptions,
 } from './dsl/index.js'
 
 /** Version of the loaded native core; loading it proves the addon for this platform works. */
