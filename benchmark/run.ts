@@ -46,6 +46,9 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { loadDictionary, scoreOutputs, type PatternOutput, type QualityScores } from './lib/quality.ts'
 import { bytesOnDisk, median, percentile, referencePythons, RssMeter, runPythonJson, sum } from './lib/sys.ts'
+import { fmt, mb, na, pct, ratio, table, verdict } from './lib/format.ts'
+import { decodeSideBySide, type ReferenceDecode, type SingleStream } from './lib/decode-side-by-side.ts'
+import { loraSideBySide } from './lib/lora-side-by-side.ts'
 import { rvqScorecard, type ModeScore } from './lib/rvq-scorecard.ts'
 import { ggufParameterCount, safetensorsParameterCount } from './lib/weights.ts'
 
@@ -103,7 +106,6 @@ const gc = () => (globalThis as { gc?: () => void }).gc?.()
 // OpenMP threads that spin-wait collapse when the cores are shared (llama.cpp decoded 10x
 // slower here with the default policy): the reference runs with passive waiting unless asked.
 const refEnv: Record<string, string> = args['omp-default'] || process.env.OMP_WAIT_POLICY ? {} : { OMP_WAIT_POLICY: 'PASSIVE' }
-const ompPolicy = process.env.OMP_WAIT_POLICY ?? refEnv.OMP_WAIT_POLICY ?? 'default'
 const rssNowMb = () => Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? 0) / 1024
 const loads: { at: string; load: number[]; rssMb: number }[] = [{ at: 'start', load: loadavg(), rssMb: rssNowMb() }]
 // The matmul peak is sampled at every phase boundary too and the best kept: on a shared machine
@@ -124,6 +126,7 @@ const { loadRunEncoder } = await import('../src/pipeline/stages/rvq.ts')
 const { RunArtifacts } = await import('../src/pipeline/artifacts.ts')
 const { rows } = await import('../src/embed/matrix.ts')
 const { createRng, shuffled } = await import('../src/corpus/random.ts')
+const { describePattern } = await import('../src/semantic/index.ts')
 const { BGEEmbedder } = await import('../src/embed/index.ts')
 const { DEFAULT_CELLS, cellKey } = await import('../src/types.ts')
 type Binding = ReturnType<typeof native>
@@ -266,8 +269,6 @@ const flopsPerToken = baseParams ? 4 * baseParams + 6 * (loraParams ?? 0) : unde
 
 // ---------------------------------------------------------------------------------------
 // 5. LoRA side by side: same examples, LoRA, batch, steps; ours and theirs alternating.
-const vocab = native().defaultAttributeVocab()
-const describe = (text: string) => native().describePattern(native().parsePattern(text).fields, vocab)
 function sampleExamples(n: number, seed: number): { pattern: string; words: string[] }[] {
   const kinds: ((id: number[]) => (number | null)[])[] = [
     (id) => [...id],
@@ -295,83 +296,28 @@ function sampleExamples(n: number, seed: number): { pattern: string; words: stri
   return out
 }
 const loraCfg = config.lora
-const targetModules = loraCfg.targetModules ?? ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']
 const sbsExamples = sampleExamples(SBS.loraExamples, config.seed)
 const lr = Number((config.dsl as Record<string, unknown>).learningRate ?? 2e-4)
 const batchSize = Number((config.dsl as Record<string, unknown>).batchSize ?? 8)
-const loraOurs: any[] = []
-const loraTheirs: any[] = []
-const loraErrors: string[] = []
-async function loraOursRun(round: number): Promise<void> {
-  try {
-    const t = now()
-    const c0 = process.cpuUsage()
-    const tr = new (native().NativeDslTrainer)({
-      baseModel,
-      offline: true,
-      examples: sbsExamples,
-      aligned: true,
-      attributeNames: vocab.names,
-      attributeValues: vocab.values,
-      validationFraction: 0,
-      lora: { rank: loraCfg.rank, alpha: loraCfg.alpha, dropout: loraCfg.dropout, targetModules: loraCfg.targetModules },
-      steps: SBS.loraSteps,
-      batchSize,
-      lr,
-      warmupSteps: 0,
-      evalEvery: 0,
-      checkpointEvery: 0,
-      // Like for like: the reference keeps every activation too (the pipeline's default
-      // recomputes every second layer to stay under 2 GB; its figures are in the pipeline rows).
-      gradientCheckpointing: 0,
-      outDir: join(tmp, `sbs-lora-${round}`),
-      seed: config.seed,
-      resume: false,
-    })
-    // CPU time from the end of the first update to the end (warm-up and model loading left out).
-    let cStep1: NodeJS.CpuUsage | undefined
-    const r = await tr.train((p) => {
-      if (p.step === 1) cStep1 = process.cpuUsage(c0)
-    })
-    const c = process.cpuUsage(c0)
-    const cpuAfterFirst = cStep1 ? (c.user + c.system - cStep1.user - cStep1.system) / 1e6 : undefined
-    loraOurs.push({ tokensPerSecond: r.tokensPerSecond, wallS: now() - t, cpuS: (c.user + c.system) / 1e6, cpuAfterFirstS: cpuAfterFirst, steps: r.steps, trainTokens: r.trainTokens, trainExamples: r.trainExamples, losses: r.losses })
-    log(`  ours   (${loraOurs.length}): ${r.tokensPerSecond.toFixed(1)} tok/s`)
-  } catch (err) {
-    loraErrors.push(`ours: ${why(err)}`)
-  }
-  gc()
-}
-function loraTheirsRun(): void {
-  if (!pythons?.torch.python || !ggufPath) return
-  try {
-    const job = {
-      model_dir: dirname(ggufPath),
-      gguf_file: ggufPath.split('/').pop(),
-      examples: sbsExamples.map((e) => ({ user: `Words for semantic ID ${e.pattern} (${describe(e.pattern)}):`, completion: e.words.join(', ') })),
-      steps: SBS.loraSteps,
-      batch_size: batchSize,
-      lr,
-      rank: loraCfg.rank,
-      alpha: loraCfg.alpha,
-      dropout: loraCfg.dropout,
-      target_modules: targetModules,
-      threads,
-      seed: config.seed,
-      max_length: 256,
-    }
-    const r = runPythonJson<any>(pythons.torch.python, join(root, 'benchmark', 'reference', 'lora_reference.py'), job, join(tmp, 'lora-job.json'), refEnv)
-    loraTheirs.push(r)
-    log(`  theirs (${loraTheirs.length}): ${r.tokens_per_second.toFixed(1)} tok/s (transformers ${r.versions.transformers}, peft ${r.versions.peft}, OMP_WAIT_POLICY ${ompPolicy})`)
-  } catch (err) {
-    loraErrors.push(`transformers+peft: ${why(err)}`)
-  }
-}
 const theirsLabel = pythons?.torch.python ? (SBS.loraRounds > 1 ? 'ours, theirs, ours' : 'ours, theirs') : 'ours only'
 log(`LoRA side by side: ${sbsExamples.length} examples, batch ${batchSize}, ${SBS.loraSteps} steps a run (${theirsLabel})`)
-await loraOursRun(0)
-loraTheirsRun()
-if (SBS.loraRounds > 1 && pythons?.torch.python) await loraOursRun(1)
+const { ours: loraOurs, theirs: loraTheirs, errors: loraErrors } = await loraSideBySide({
+  baseModel,
+  ggufPath,
+  examples: sbsExamples,
+  lora: { rank: loraCfg.rank, alpha: loraCfg.alpha, dropout: loraCfg.dropout, targetModules: loraCfg.targetModules },
+  batchSize,
+  lr,
+  steps: SBS.loraSteps,
+  rounds: SBS.loraRounds,
+  seed: config.seed,
+  threads,
+  tmp,
+  python: pythons?.torch.python,
+  env: refEnv,
+  describe: (pattern) => describePattern(pattern),
+  log,
+})
 for (const e of loraErrors) note(`LoRA side by side: ${e}`)
 markLoad('after LoRA side by side')
 
@@ -408,7 +354,7 @@ interface GenRun {
   peakRssMb: number
   msPerWord: number[]
   outputs: (PatternOutput & { raw: string[]; tokens: number; elapsedMs: number; prefillMs: number; malformed: number })[]
-  singleStream: { tokens: number; elapsedMs: number; prefillMs: number; msPerToken: number; cpuMsPerToken: number }[]
+  singleStream: SingleStream[]
 }
 const gen: Partial<Record<'f32' | 'q8_0', GenRun>> = {}
 const generators: Partial<Record<'f32' | 'q8_0', NativeGen>> = {}
@@ -432,20 +378,7 @@ async function generateAll(weights: 'f32' | 'q8_0', pats: typeof patterns): Prom
   run.peakRssMb = end()
   return run
 }
-async function singleStream(weights: 'f32' | 'q8_0', pats: typeof patterns, seed: number) {
-  const g = generators[weights]!
-  const out = []
-  for (const [i, p] of pats.entries()) {
-    const c0 = process.cpuUsage()
-    const r = await g.generate(p.fields, { count: 1000, batchSize: 1, maxRounds: 1, maxNewTokens: 48, temperature: 0.8, topP: 0.95, topK: 50, seed: seed + i })
-    const c = process.cpuUsage(c0)
-    const tokens = Math.max(1, r.tokens)
-    out.push({ tokens: r.tokens, elapsedMs: r.elapsedMs, prefillMs: r.prefillMs, msPerToken: (r.elapsedMs - r.prefillMs) / tokens, cpuMsPerToken: (c.user + c.system) / 1000 / tokens })
-  }
-  return out
-}
-
-const decodeTheirs: { gguf: string; label: string; runs: any[]; loadS: number[]; peakRssMb: number }[] = []
+let decodeTheirs: ReferenceDecode[] = []
 let mergedGguf: string | undefined
 let apiCheck: any
 if (!generationWhy) {
@@ -491,47 +424,21 @@ try {
 // ---------------------------------------------------------------------------------------
 // 7. decoding side by side: single stream, same prompts, ours vs llama.cpp.
 if (generators.q8_0 && !generationWhy) {
-  const g = generators.q8_0
-  const dPats = patterns.slice(0, SBS.decodePrompts)
-  if (typeof g.exportGguf === 'function') {
-    try {
-      mergedGguf = join(tmp, 'merged-q8_0.gguf')
-      await g.exportGguf(mergedGguf, 'q8_0')
-    } catch (err) {
-      mergedGguf = undefined
-      note(`exporting the merged adapter to GGUF failed: ${why(err)}`)
-    }
-  }
-  const ggufs = [
-    ...(mergedGguf ? [{ gguf: mergedGguf, label: 'merged adapter, Q8_0 (our export)' }] : []),
-    ...(ggufPath ? [{ gguf: ggufPath, label: 'base model, Q4_1 (the pulled GGUF)' }] : []),
-  ]
-  for (const x of ggufs) decodeTheirs.push({ ...x, runs: [], loadS: [], peakRssMb: 0 })
-  log(`decoding side by side: ${dPats.length} prompts x ${SBS.decodeRounds} rounds, single stream, alternating`)
-  for (let round = 0; round < SBS.decodeRounds; round++) {
-    for (const w of ['q8_0', 'f32'] as const) {
-      if (generators[w] && gen[w]) gen[w]!.singleStream.push(...(await singleStream(w, dPats, 1000 * (round + 1))))
-    }
-    if (pythons?.lcpp.python) {
-      for (const d of decodeTheirs) {
-        try {
-          const r = runPythonJson<any>(
-            pythons.lcpp.python,
-            join(root, 'benchmark', 'reference', 'decode_reference.py'),
-            { gguf: d.gguf, prompts: dPats.map((p) => g.prompt(p.fields)), max_tokens: 48, temperature: 0.8, top_p: 0.95, top_k: 50, seed: 1000 * (round + 1), threads, stop_token: '<|im_end|>' },
-            join(tmp, 'decode-job.json'),
-            refEnv,
-          )
-          d.runs.push(...r.runs)
-          d.loadS.push(r.load_s)
-          d.peakRssMb = Math.max(d.peakRssMb, r.peak_rss_mb)
-          ;(d as any).versions = r.versions
-        } catch (err) {
-          note(`llama.cpp decode of ${d.label} failed: ${why(err)}`)
-        }
-      }
-    }
-  }
+  const d = await decodeSideBySide({
+    generators: Object.fromEntries((['q8_0', 'f32'] as const).filter((w) => gen[w]).map((w) => [w, generators[w]])),
+    prompts: patterns.slice(0, SBS.decodePrompts),
+    rounds: SBS.decodeRounds,
+    baseGguf: ggufPath,
+    python: pythons?.lcpp.python,
+    threads,
+    env: refEnv,
+    tmp,
+    log,
+    note,
+  })
+  for (const w of ['q8_0', 'f32'] as const) gen[w]?.singleStream.push(...(d.ours[w] ?? []))
+  decodeTheirs = d.theirs
+  mergedGguf = d.mergedGguf
   markLoad('after decoding')
 }
 for (const k of Object.keys(generators) as ('f32' | 'q8_0')[]) delete generators[k]
@@ -600,7 +507,7 @@ const mfu = (tps: number | undefined, gflops = peak ?? torchPeak) => (tps && flo
 const oursTps = median(loraOurs.map((r) => r.tokensPerSecond))
 // Tokens per CPU-second (all threads): less sensitive than wall time to other jobs on the machine.
 // Ours: updates 2..N at the mean example length (the Rust trainer reports no per-step counts); theirs: updates 2..N exactly.
-const oursTpc = median(loraOurs.filter((r) => r.cpuAfterFirstS && r.steps > 1).map((r) => ((r.trainTokens / Math.max(1, r.trainExamples)) * batchSize * (r.steps - 1)) / r.cpuAfterFirstS))
+const oursTpc = median(loraOurs.flatMap((r) => (r.cpuAfterFirstS && r.steps > 1 ? [((r.trainTokens / Math.max(1, r.trainExamples)) * batchSize * (r.steps - 1)) / r.cpuAfterFirstS] : [])))
 const theirsTpc = median(loraTheirs.filter((r) => r.step_cpu_seconds.length > 1).map((r) => sum(r.step_tokens.slice(1)) / sum(r.step_cpu_seconds.slice(1))))
 const theirsTps = median(loraTheirs.map((r) => r.tokens_per_second))
 const msPerStep = median(stepTimes)
@@ -612,14 +519,7 @@ const embedOurs = embedBench?.wotd?.coldWordsPerS
 const embedRef = embedBench?.reference?.wordsPerS
 const MB = 1024 * 1024
 
-const fmt = (x: number | undefined | null, d = 1) => (x === undefined || x === null || Number.isNaN(x) ? 'n/a' : x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }))
 const checkpointLabel = (v: boolean | number) => (v === true || v === 1 ? 'every layer' : v === false || v === 0 ? 'off' : `1 in ${v} layers`)
-const pct = (x: number | undefined | null, d = 1) => (x === undefined || x === null ? 'n/a' : `${(100 * x).toFixed(d)}%`)
-const mb = (b: number | undefined) => (b === undefined ? 'n/a' : b >= MB ? `${fmt(b / MB, 1)} MB` : `${fmt(b / 1024, 0)} KB`)
-const ratio = (ours: number | undefined, theirs: number | undefined, higherIsBetter = true) =>
-  ours && theirs ? `${fmt(higherIsBetter ? ours / theirs : theirs / ours, 2)}x` : 'n/a'
-const verdict = (ok: boolean | undefined) => (ok === undefined ? '' : ok ? 'meets' : 'misses')
-const na = (s: string) => `not available: ${s}`
 const genNa = generationWhy ? na(generationWhy) : undefined
 
 // Full-length estimate: this run plus the missing steps at the median step time, plus the extra
@@ -715,7 +615,6 @@ const rvq_: string[][] = [
   rvqRow('train time (s) / encode (vectors/s)', (m) => `${fmt(m.trainS, 2)} / ${fmt(m.encodePerS, 0)}`),
 ]
 
-const table = (headers: string[], rows: string[][]) => [`| ${headers.join(' | ')} |`, `|${headers.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n')
 const machine = {
   cpu: cpus()[0]?.model,
   cores: availableParallelism(),
