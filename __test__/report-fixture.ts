@@ -11,6 +11,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { emptyUsage, lexiconByCell, loadLexicon } from '../src/corpus/index.js'
 import { trainingConfig } from '../src/pipeline/config.js'
+import { RunArtifacts } from '../src/pipeline/artifacts.js'
+import { toMatrix } from '../src/embed/matrix.js'
 import { FileStore, cellSlug, type ArtifactRef, type RunDoc, type StoredCorpus } from '../src/store/index.js'
 import { COMPLEXITIES, DEFAULT_CELLS, ERAS, STYLES, type WOTDWord } from '../src/types.js'
 import type { ReportModel } from '../src/report/index.js'
@@ -148,19 +150,14 @@ export async function makeSyntheticRun(opts: FixtureOptions = {}): Promise<Fixtu
     return v
   })
   if (has('embed')) {
-    const flat = new Float32Array(vectors.length * DIM)
-    vectors.forEach((v, i) => flat.set(v, i * DIM))
-    const emb = await store.putArtifact(`runs/${runId}/embeddings.f32`, Buffer.from(flat.buffer), {
-      contentType: 'application/octet-stream',
-      meta: { dim: DIM, rows: vectors.length, model: 'sentence-transformers/all-MiniLM-L6-v2' },
-    })
-    const order = await store.putArtifact(`runs/${runId}/embeddings.words.json`, Buffer.from(JSON.stringify(words.map((w) => w.word))), { contentType: 'application/json' })
+    // Written as the embed stage writes it, so the report reads what a real run leaves.
+    const artifacts = await new RunArtifacts(store, { id: runId, stages }).putEmbeddings({ words: words.map((w) => w.word), embeddings: toMatrix(vectors) }, 'sentence-transformers/all-MiniLM-L6-v2')
     stages.embed = {
       status: statusOf('embed'),
       inputHash: '1a2b3c4d5e6f7081',
       metrics: { words: words.length, model: 'sentence-transformers/all-MiniLM-L6-v2', dimension: DIM, pooling: 'mean', cacheHits: 0, cacheMisses: words.length },
       timings: { total: 2331 },
-      artifacts: { embeddings: ref(emb), words: ref(order) },
+      artifacts,
       startedAt: t(0.01),
       finishedAt: t(0.05),
     }
